@@ -1,0 +1,184 @@
+"""The denoising loop: fill the masked (editable) positions of a batch, never touch the rest.
+
+Each step runs the mask predictor on the whole batch, proposes a token for every masked
+position, and commits some of them: how many follows an even schedule over ``steps`` or a
+confidence threshold (at least one per row per step); which ones follows the remasking
+policy. With ``block_length`` the editable positions are denoised in semi-autoregressive
+blocks, left to right. Optional self-correction re-masks committed tokens whose
+probability has since fallen below a second threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from refiner.predictor import MaskPredictor
+from refiner.sampling import (
+    REMASKING,
+    confidence_scores,
+    filter_top_k,
+    filter_top_p,
+    sample_tokens,
+    select_commits,
+)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How to denoise. Every field has a default that works; see each comment for why."""
+
+    steps: int = 32  # forward-pass budget per block under the even schedule
+    block_length: int | None = None  # semi-AR block size in editable tokens; None = one block
+    remasking: str = "low_confidence"  # which masked positions commit first
+    threshold: float | None = None  # commit every position above this probability; None = even
+    temperature: float = 0.0  # 0 = greedy; > 0 samples with float64 Gumbel noise
+    top_k: int | None = None  # sample only among the k most likely tokens
+    top_p: float | None = None  # nucleus sampling mass
+    seed: int | None = None  # fixes the generator: same seed, same output
+    correction_threshold: float | None = None  # re-mask committed tokens whose p falls below
+    correction_per_step: int = 1  # at most this many re-masks per row per step
+    correction_budget: int = 8  # at most this many re-masks per row in total (termination)
+    shrink_batch: bool = True  # run the model only on rows that still have masks
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+        if self.block_length is not None and self.block_length <= 0:
+            raise ValueError(f"block_length must be positive, got {self.block_length}")
+        if self.remasking not in REMASKING:
+            raise ValueError(f"remasking must be one of {REMASKING}, got {self.remasking!r}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class StepEvent:
+    """What a step callback sees: the whole batch after the step's commits."""
+
+    block: int
+    step: int
+    ids: torch.Tensor  # (B, L)
+    masked: torch.Tensor  # (B, L) bool: still masked after this step
+    committed: torch.Tensor  # (B, L) bool: committed at this step
+
+
+@dataclass
+class DenoiseResult:
+    ids: torch.Tensor  # (B, L) the input with every editable position filled
+    confidence: torch.Tensor  # (B, L) p(token) when committed; 1.0 at fixed positions
+    nfe: int  # forward passes of the predictor (one per batched call)
+    row_steps: torch.Tensor  # (B,) forward passes each row took part in
+    corrections: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # (B,) re-masks
+
+
+StepCallback = Callable[[StepEvent], None]
+
+
+def denoise(
+    predictor: MaskPredictor,
+    input_ids: torch.Tensor,
+    editable: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    config: SamplerConfig | None = None,
+    on_step: StepCallback | None = None,
+) -> DenoiseResult:
+    """Fill ``editable`` positions of ``input_ids`` (B, L); others are returned unchanged."""
+    cfg = config or SamplerConfig()
+    if input_ids.shape != editable.shape:
+        raise ValueError(f"editable {tuple(editable.shape)} must match input_ids {tuple(input_ids.shape)}")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    editable = editable.bool() & attention_mask.bool()
+    max_len = predictor.max_length
+    if max_len is not None and input_ids.shape[1] > max_len:
+        raise ValueError(f"sequence of {input_ids.shape[1]} tokens exceeds the model's maximum length ({max_len})")
+    gen = None
+    if cfg.seed is not None:
+        gen = torch.Generator(device=input_ids.device).manual_seed(cfg.seed)
+
+    mask_id = predictor.mask_token_id
+    x = input_ids.clone()
+    x[editable] = mask_id
+    masked = editable.clone()
+    conf = torch.ones(x.shape, dtype=torch.float32, device=x.device)
+    rank = editable.long().cumsum(dim=1) - 1  # (B, L) index of each editable position in its row
+    n_edit = int(editable.sum(1).max().item()) if editable.any() else 0
+    bl = cfg.block_length or max(n_edit, 1)
+    n_blocks = math.ceil(n_edit / bl) if n_edit else 0
+    steps_per_block = max(1, math.ceil(cfg.steps / max(n_blocks, 1)))
+    row_steps = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    corrections = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    nfe = 0
+
+    for blk in range(n_blocks):
+        in_block = editable & (rank >= blk * bl) & (rank < (blk + 1) * bl)
+        step = 0
+        while True:
+            cand_all = masked & in_block
+            rows = cand_all.any(dim=1)
+            if not bool(rows.any()):
+                break
+            idx = rows.nonzero().squeeze(1) if cfg.shrink_batch else torch.arange(x.shape[0], device=x.device)
+            xa, cand = x[idx], cand_all[idx]
+            logits = predictor(xa, attention_mask[idx])  # (b, L, V)
+            nfe += 1
+            row_steps[idx] += 1
+            probs = torch.softmax(logits.float(), dim=-1)
+            proposal = sample_tokens(filter_top_p(filter_top_k(logits, cfg.top_k), cfg.top_p), cfg.temperature, gen)
+            p_chosen = probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)  # (b, L)
+            scores = confidence_scores(probs, proposal, cfg.remasking, gen)
+            steps_left = max(1, steps_per_block - step)
+            k = torch.ceil(cand.sum(1).float() / steps_left).long()
+            commit = select_commits(scores, cand, k=None if cfg.threshold is not None else k,
+                                    threshold=cfg.threshold, probs_of_chosen=p_chosen)
+            xa = torch.where(commit, proposal, xa)
+            conf_a = torch.where(commit, p_chosen, conf[idx])
+            masked_a = masked[idx] & ~commit
+            if cfg.correction_threshold is not None:
+                xa, masked_a, n_fix = _self_correct(
+                    probs, xa, masked_a, in_block[idx] & ~commit, cfg, corrections[idx], mask_id
+                )
+                corrections[idx] += n_fix
+            x[idx], conf[idx], masked[idx] = xa, conf_a, masked_a
+            step += 1
+            if on_step is not None:
+                full_commit = torch.zeros_like(masked)
+                full_commit[idx] = commit
+                on_step(StepEvent(block=blk, step=step, ids=x.clone(), masked=masked.clone(), committed=full_commit))
+    return DenoiseResult(ids=x, confidence=conf, nfe=nfe, row_steps=row_steps, corrections=corrections)
+
+
+def _self_correct(
+    probs: torch.Tensor,
+    x: torch.Tensor,
+    masked: torch.Tensor,
+    committed_before: torch.Tensor,
+    cfg: SamplerConfig,
+    used: torch.Tensor,
+    mask_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Re-mask earlier commits whose probability under the current step fell below the bar.
+
+    Only positions committed at an earlier step of the current block qualify (never fixed
+    context), at most ``correction_per_step`` per row and ``correction_budget`` in total,
+    so the loop still ends. -> (ids, masked, re-masks per row).
+    """
+    assert cfg.correction_threshold is not None
+    eligible = committed_before & ~masked
+    p_now = probs.gather(-1, x.unsqueeze(-1)).squeeze(-1)  # (b, L) p of the current token
+    weak = eligible & (p_now < cfg.correction_threshold)
+    allowance = (cfg.correction_budget - used).clamp_min(0).clamp_max(cfg.correction_per_step)
+    score = p_now.masked_fill(~weak, float("inf"))
+    order = score.argsort(dim=1)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=x.device).expand_as(order))
+    remask = weak & (rank < allowance[:, None])
+    x = torch.where(remask, torch.full_like(x, mask_id), x)
+    return x, masked | remask, remask.sum(1)

@@ -1,0 +1,129 @@
+"""Sampling primitives: pure functions of tensors and a ``torch.Generator``.
+
+They hold no model and no loop, so each is tested on hand-made logits. The sampler in
+``sampler.py`` composes them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+Remasking = Literal["low_confidence", "random", "entropy", "margin"]
+REMASKING: tuple[str, ...] = ("low_confidence", "random", "entropy", "margin")
+
+
+def filter_top_k(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """Keep the k largest logits on the last axis; the rest become -inf."""
+    if k is None or k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def filter_top_p(logits: torch.Tensor, p: float | None) -> torch.Tensor:
+    """Nucleus filtering: keep the smallest set of tokens whose probability reaches p."""
+    if p is None or p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    probs = torch.softmax(sorted_logits.float(), dim=-1)
+    # drop a token when the mass *before* it already reaches p; the top token always stays
+    drop_sorted = probs.cumsum(-1) - probs >= p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pick a token per position: argmax at temperature 0, else Gumbel-max at ``temperature``.
+
+    argmax(logits / T + G), G ~ Gumbel(0, 1), is an exact sample from softmax(logits / T).
+    The noise is computed in float64: in low precision, -log(-log u) of u close to 1 rounds
+    to a handful of values and the sample loses diversity (noted by the LLaDA authors).
+    logits: (..., V) -> ids (...).
+    """
+    if temperature <= 0.0:
+        return logits.argmax(dim=-1)
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float64)
+    u = u.clamp_(min=1e-20, max=1.0 - 1e-16)
+    gumbel = -torch.log(-torch.log(u))
+    return (logits.double() / temperature + gumbel).argmax(dim=-1)
+
+
+def confidence_scores(
+    probs: torch.Tensor,
+    chosen: torch.Tensor,
+    policy: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """How sure the model is of each chosen token; higher is committed first.
+
+    probs: (..., V) softmax; chosen: (...) ids -> (...) float scores.
+    - low_confidence: p(chosen) (LLaDA's default: the least confident stay masked);
+    - margin: p(top1) - p(top2);
+    - entropy: minus the entropy of the distribution;
+    - random: uniform noise (the order is random).
+    """
+    if policy == "low_confidence":
+        return probs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+    if policy == "margin":
+        top2 = torch.topk(probs, 2, dim=-1).values
+        return top2[..., 0] - top2[..., 1]
+    if policy == "entropy":
+        return (probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+    if policy == "random":
+        return torch.rand(chosen.shape, generator=generator, device=probs.device)
+    raise ValueError(f"unknown remasking policy {policy!r}; choose one of {REMASKING}")
+
+
+def num_transfer_tokens(masked_counts: torch.Tensor, steps: int) -> torch.Tensor:
+    """Even schedule: how many tokens each row commits at each of ``steps`` steps.
+
+    masked_counts: (B,) -> (B, steps); rows sum to their count, earlier steps take the
+    remainder (10 over 4 steps -> 3, 3, 2, 2).
+    """
+    if steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
+    base = masked_counts // steps
+    rem = masked_counts % steps
+    out = base[:, None].repeat(1, steps)
+    out += (torch.arange(steps, device=masked_counts.device)[None, :] < rem[:, None]).long()
+    return out
+
+
+def select_commits(
+    scores: torch.Tensor,
+    candidates: torch.Tensor,
+    k: torch.Tensor | None = None,
+    threshold: float | None = None,
+    probs_of_chosen: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Which candidate positions to commit this step.
+
+    scores, candidates: (B, L); k: (B,) counts for the even schedule; with ``threshold``
+    every candidate whose chosen-token probability exceeds it is committed, and at least
+    the best-scoring candidate per row (the Fast-dLLM rule, so every step makes progress).
+    -> (B, L) bool, a subset of candidates.
+    """
+    neg = torch.finfo(scores.dtype).min
+    masked_scores = scores.masked_fill(~candidates, neg)
+    has_cand = candidates.any(dim=1)
+    best = torch.zeros_like(candidates)
+    best.scatter_(1, masked_scores.argmax(dim=1, keepdim=True), True)
+    best &= has_cand[:, None]
+    if threshold is not None:
+        p = probs_of_chosen if probs_of_chosen is not None else scores
+        return (candidates & (p > threshold)) | best
+    if k is None:
+        raise ValueError("select_commits needs either k or threshold")
+    # rank candidates by score within each row; commit the top k[b]
+    order = masked_scores.argsort(dim=1, descending=True)
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
+    )
+    k_eff = torch.minimum(k, candidates.sum(1)).clamp_min(1)
+    return candidates & (rank < k_eff[:, None]) | best

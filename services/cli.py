@@ -1,0 +1,42 @@
+"""The ``remask`` command line.
+
+Each feature module exposes ``register(subparsers)`` that adds its subcommands and sets
+``func`` on them; this file only gathers them, so features never edit each other's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# modules with a ``register(subparsers)`` function, in help order
+COMMAND_MODULES: tuple[str, ...] = (
+    "services.commands.bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="remask",
+        description="Revise text and code with an AR drafter and a masked-diffusion refiner.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"remask: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from refiner.sampling import (
+    confidence_scores,
+    filter_top_k,
+    filter_top_p,
+    num_transfer_tokens,
+    sample_tokens,
+    select_commits,
+)
+
+
+def test_num_transfer_tokens_even_and_front_loaded():
+    out = num_transfer_tokens(torch.tensor([10, 4, 0]), 4)
+    assert out.tolist() == [[3, 3, 2, 2], [1, 1, 1, 1], [0, 0, 0, 0]]
+
+
+def test_num_transfer_tokens_rejects_zero_steps():
+    with pytest.raises(ValueError, match="steps"):
+        num_transfer_tokens(torch.tensor([3]), 0)
+
+
+def test_top_k_keeps_k_largest():
+    lg = torch.tensor([[1.0, 5.0, 3.0, 4.0]])
+    out = filter_top_k(lg, 2)
+    assert torch.isinf(out[0, [0, 2]]).all() and out[0, 1] == 5.0 and out[0, 3] == 4.0
+
+
+def test_top_p_keeps_nucleus_and_always_top_token():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    out = filter_top_p(probs.log(), 0.75)
+    assert torch.isfinite(out[0, :2]).all() and torch.isinf(out[0, 2:]).all()
+    out = filter_top_p(probs.log(), 0.1)
+    assert torch.isfinite(out[0, 0]) and torch.isinf(out[0, 1:]).all()
+
+
+def test_greedy_is_argmax_and_gumbel_is_seeded_and_float64():
+    lg = torch.tensor([[0.0, 2.0, 1.0]])
+    assert sample_tokens(lg, 0.0).tolist() == [1]
+    a = sample_tokens(lg.repeat(500, 1), 1.0, torch.Generator().manual_seed(3))
+    b = sample_tokens(lg.repeat(500, 1), 1.0, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    # the empirical distribution follows softmax(logits)
+    freq = torch.bincount(a, minlength=3).float() / 500
+    assert torch.allclose(freq, torch.softmax(lg[0], -1), atol=0.07)
+
+
+def test_confidence_policies():
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]])
+    chosen = torch.tensor([0, 0])
+    lc = confidence_scores(probs, chosen, "low_confidence")
+    assert torch.allclose(lc, torch.tensor([0.7, 0.4]))
+    mg = confidence_scores(probs, chosen, "margin")
+    assert torch.allclose(mg, torch.tensor([0.5, 0.05]))
+    ent = confidence_scores(probs, chosen, "entropy")
+    assert ent[0] > ent[1]  # the peaked row is more confident
+    rnd = confidence_scores(probs, chosen, "random", torch.Generator().manual_seed(0))
+    assert rnd.shape == (2,)
+    with pytest.raises(ValueError, match="unknown remasking policy"):
+        confidence_scores(probs, chosen, "nope")
+
+
+def test_select_commits_top_k_and_threshold_min_one():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.3]])
+    cand = torch.tensor([[True, True, False, True]])
+    out = select_commits(scores, cand, k=torch.tensor([2]))
+    assert out.tolist() == [[False, True, False, True]]
+    # threshold above every score still commits the single best candidate
+    out = select_commits(scores, cand, threshold=0.95)
+    assert out.tolist() == [[False, True, False, False]]
+    out = select_commits(scores, cand, threshold=0.2)
+    assert out.tolist() == [[False, True, False, True]]
