@@ -111,19 +111,16 @@ def select_commits(
     """
     neg = torch.finfo(scores.dtype).min
     masked_scores = scores.masked_fill(~candidates, neg)
-    has_cand = candidates.any(dim=1)
-    best = torch.zeros_like(candidates)
-    best.scatter_(1, masked_scores.argmax(dim=1, keepdim=True), True)
-    best &= has_cand[:, None]
+    # one stable ordering serves both rules, so ties can never commit an extra position
+    order = masked_scores.argsort(dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
+    )
+    best = candidates & (rank == 0)
     if threshold is not None:
         p = probs_of_chosen if probs_of_chosen is not None else scores
         return (candidates & (p > threshold)) | best
     if k is None:
         raise ValueError("select_commits needs either k or threshold")
-    # rank candidates by score within each row; commit the top k[b]
-    order = masked_scores.argsort(dim=1, descending=True)
-    rank = torch.empty_like(order).scatter_(
-        1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
-    )
     k_eff = torch.minimum(k, candidates.sum(1)).clamp_min(1)
-    return candidates & (rank < k_eff[:, None]) | best
+    return candidates & (rank < k_eff[:, None])

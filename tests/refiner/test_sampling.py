@@ -71,3 +71,10 @@ def test_select_commits_top_k_and_threshold_min_one():
     assert out.tolist() == [[False, True, False, False]]
     out = select_commits(scores, cand, threshold=0.2)
     assert out.tolist() == [[False, True, False, True]]
+
+
+def test_select_commits_ties_commit_exactly_k():
+    scores = torch.full((1, 6), 0.5)
+    cand = torch.ones(1, 6, dtype=torch.bool)
+    assert select_commits(scores, cand, k=torch.tensor([1])).sum() == 1
+    assert select_commits(scores, cand, threshold=0.9).sum() == 1

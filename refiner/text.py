@@ -1,0 +1,161 @@
+"""Text in, text out: the editing primitives over a tokenizer with character offsets.
+
+User spans are Python code-point offsets into the text. They are mapped to the tokens
+they overlap (through the tokenizer's offset mapping), re-masked, denoised, and the new
+tokens are decoded and spliced back over the character range those tokens covered, so
+every reported edit points into the original text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from refiner.editing import SpanEdit, fill_spans, infill_variable
+from refiner.predictor import HFMaskPredictor, Kind, MaskPredictor, load_predictor
+from refiner.remasking import Span, char_spans_to_token_mask, mask_to_spans, validate_char_spans
+from refiner.sampler import SamplerConfig
+from refiner.tokens import SpecialIds, special_ids
+
+
+@dataclass(frozen=True)
+class TextEdit:
+    """One replaced range of the original text (code-point offsets, half-open)."""
+
+    start: int
+    end: int
+    before: str
+    after: str
+    confidence: float  # mean p of the new tokens when they were committed
+
+
+@dataclass
+class RevisedText:
+    text: str
+    edits: list[TextEdit]
+    nfe: int
+
+
+class TextRefiner:
+    """A mask predictor plus its tokenizer, working on strings."""
+
+    def __init__(
+        self,
+        predictor: MaskPredictor,
+        tokenizer: Any,
+        special: SpecialIds | None = None,
+        window: int | None = 64,
+        config: SamplerConfig | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.tokenizer = tokenizer
+        self.special = special or getattr(predictor, "special", None) or special_ids(tokenizer)
+        if self.special.pad is None:
+            raise ValueError("the tokenizer has no pad token; batching needs one")
+        self.window = window
+        self.config = config or SamplerConfig(steps=16, threshold=0.9)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, kind: Kind = "auto", device: str = "cpu", **kwargs: Any
+    ) -> TextRefiner:
+        predictor, tokenizer = load_predictor(path, kind=kind, device=device)
+        if tokenizer is None:
+            raise FileNotFoundError(f"no tokenizer files in model directory {str(path)!r}")
+        return cls(predictor, tokenizer, **kwargs)
+
+    def encode(self, text: str) -> tuple[list[int], list[Span]]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]  # type: ignore[misc]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=False))
+
+    def revise(
+        self,
+        text: str,
+        spans: Sequence[Span],
+        config: SamplerConfig | None = None,
+        window: int | None | str = "default",
+    ) -> RevisedText:
+        """Re-mask the tokens under each character span and denoise them in place."""
+        spans = validate_char_spans(text, spans)
+        ids, offsets = self.encode(text)
+        token_mask = char_spans_to_token_mask(offsets, spans)
+        token_spans = mask_to_spans(token_mask)
+        edits = [SpanEdit.remask(s, e) for s, e in token_spans]
+        res = fill_spans(
+            self.predictor,
+            [ids],
+            [edits],
+            pad_id=int(self.special.pad),  # type: ignore[arg-type]
+            window=self.window if window == "default" else window,  # type: ignore[arg-type]
+            config=config or self.config,
+            filler_id=self.special.filler,
+        )[0]
+        out_edits: list[TextEdit] = []
+        pieces: list[tuple[int, int, str]] = []
+        for filled in res.spans:
+            cs = offsets[filled.edit.start][0]
+            ce = offsets[filled.edit.end - 1][1]
+            after = self.decode(filled.tokens)
+            conf = sum(filled.confidence) / len(filled.confidence) if filled.confidence else 1.0
+            pieces.append((cs, ce, after))
+            if after != text[cs:ce]:
+                out_edits.append(TextEdit(cs, ce, text[cs:ce], after, conf))
+        new = text
+        for cs, ce, after in sorted(pieces, reverse=True):
+            new = new[:cs] + after + new[ce:]
+        return RevisedText(new, out_edits, res.nfe)
+
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        lengths: Sequence[int] = (8, 16, 32),
+        config: SamplerConfig | None = None,
+    ) -> tuple[str, float]:
+        """Fill between prefix and suffix trying several token lengths; best text and its score."""
+        if not prefix and not suffix:
+            raise ValueError("prefix and suffix are both empty: there is no context to fill")
+        left, _ = self.encode(prefix)
+        right, _ = self.encode(suffix)
+        ranked = infill_variable(
+            self.predictor,
+            left,
+            right,
+            lengths,
+            pad_id=int(self.special.pad),  # type: ignore[arg-type]
+            window=self.window,
+            config=config or self.config,
+            filler_id=self.special.filler,
+        )
+        best = ranked[0]
+        return self.decode(best.tokens), best.score
+
+    @property
+    def name(self) -> str:
+        return getattr(self.predictor, "name", "refiner")
+
+
+def tiny_text_refiner(tokenizer: Any, seed: int = 0) -> TextRefiner:
+    """A randomly initialised tiny native refiner over a given tokenizer (tests, fallbacks)."""
+    from refiner.model import RefinerModel, refiner_config
+    from refiner.predictor import native_predictor
+
+    sp = special_ids(tokenizer)
+    torch.manual_seed(seed)
+    cfg = refiner_config(
+        "tiny",
+        vocab_size=len(tokenizer),
+        mask_token_id=sp.mask,
+        pad_token_id=sp.pad,
+        eos_token_id=sp.eos,
+        filler_token_id=sp.filler,
+    )
+    pred: HFMaskPredictor = native_predictor(RefinerModel(cfg))
+    return TextRefiner(pred, tokenizer)
