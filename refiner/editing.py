@@ -9,6 +9,7 @@ the sampler as one padded batch.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ def _validate(doc: Sequence[int], edits: Sequence[SpanEdit]) -> list[SpanEdit]:
             raise ValueError(f"span [{e.start}, {e.end}) lies outside the document of {len(doc)} tokens")
         if e.length <= 0:
             raise ValueError(f"span [{e.start}, {e.end}) asks for a length of {e.length}: it must be at least 1")
-    for a, b in zip(out, out[1:]):
+    for a, b in itertools.pairwise(out):
         if b.start < a.end or (b.start == a.end == b.end == a.start):
             raise ValueError(f"spans [{a.start}, {a.end}) and [{b.start}, {b.end}) overlap")
     return out

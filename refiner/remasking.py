@@ -9,6 +9,7 @@ share capped: re-masking too much destroys what was right.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -29,7 +30,7 @@ def validate_char_spans(text: str, spans: Sequence[Span]) -> list[Span]:
             raise ValueError(f"span ({s}, {e}) lies outside the text of {len(text)} characters")
         if e <= s:
             raise ValueError(f"span ({s}, {e}) is empty or reversed: end must exceed start")
-    for (s0, e0), (s1, e1) in zip(out, out[1:]):
+    for (s0, e0), (s1, e1) in itertools.pairwise(out):
         if s1 < e0:
             raise ValueError(f"spans ({s0}, {e0}) and ({s1}, {e1}) overlap")
     return out
@@ -64,7 +65,7 @@ def low_confidence_mask(
     assert fraction is not None
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
-    k = int(round(fraction * scores.numel()))
+    k = round(fraction * scores.numel())
     mask = torch.zeros_like(scores, dtype=torch.bool)
     if k:
         mask[torch.topk(scores, k, largest=False).indices] = True
@@ -84,7 +85,7 @@ def merge_close(mask: torch.Tensor, gap: int) -> torch.Tensor:
     """Fill unmasked gaps of at most ``gap`` tokens between two masked runs."""
     out = mask.clone()
     spans = mask_to_spans(mask)
-    for (_, e0), (s1, _) in zip(spans, spans[1:]):
+    for (_, e0), (s1, _) in itertools.pairwise(spans):
         if s1 - e0 <= gap:
             out[e0:s1] = True
     return out
