@@ -1,0 +1,163 @@
+"""Edit lists between an original and a revised text, as users' tools expect them.
+
+Edits are computed at word level with rapidfuzz's Levenshtein opcodes, so they read the way
+a person would mark them ("colour" -> "color", not "u" deleted), and carry offsets in Python
+code points into the *original* text. The same edits render as a unified diff and as
+LanguageTool-style matches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rapidfuzz.distance import Levenshtein
+
+# words, runs of whitespace, and single punctuation marks: the units an edit is made of
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``original[start:end]`` (code points) with ``after``."""
+
+    start: int
+    end: int
+    before: str
+    after: str
+    reason: str
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def word_tokens(text: str) -> list[tuple[str, int]]:
+    """Split into (token, start offset) pairs covering the whole text."""
+    return [(m.group(), m.start()) for m in _TOKEN.finditer(text)]
+
+
+def compute_edits(
+    original: str,
+    revised: str,
+    reason: str = "revision",
+    confidence: Callable[[int, int], float] | float = 1.0,
+) -> list[Edit]:
+    """Word-level edits turning ``original`` into ``revised``.
+
+    ``confidence`` is a constant or a function of the edit's revised-text range (j0, j1) in
+    characters, so a pipeline can attach the model's confidence of the new tokens.
+    """
+    a = word_tokens(original)
+    b = word_tokens(revised)
+    a_words = [t for t, _ in a]
+    b_words = [t for t, _ in b]
+    edits: list[Edit] = []
+    for op in Levenshtein.opcodes(a_words, b_words):
+        if op.tag == "equal":
+            continue
+        start = a[op.src_start][1] if op.src_start < len(a) else len(original)
+        end = a[op.src_end - 1][1] + len(a[op.src_end - 1][0]) if op.src_end > op.src_start else start
+        j0 = b[op.dest_start][1] if op.dest_start < len(b) else len(revised)
+        after = "".join(b_words[op.dest_start : op.dest_end])
+        j1 = j0 + len(after)
+        conf = confidence(j0, j1) if callable(confidence) else confidence
+        edits.append(Edit(start, end, original[start:end], after, reason, round(float(conf), 4)))
+    return merge_adjacent([_slide_right(original, e) for e in edits])
+
+
+def _slide_right(original: str, e: Edit) -> Edit:
+    """Move a pure insertion or deletion as far right as it can go without changing the result.
+
+    "line.\n" + "Third.\n" reads better than "line" + ".\nThird" + ".\n": the same edit,
+    anchored where a person would put it.
+    """
+    if e.before and e.after:
+        return e
+    start, end, moved = e.start, e.end, e.before or e.after
+    while moved and end < len(original) and original[end] == moved[0]:
+        moved = moved[1:] + moved[0]
+        start, end = start + 1, end + 1
+    if e.before:
+        return Edit(start, end, moved, "", e.reason, e.confidence)
+    return Edit(start, start, "", moved, e.reason, e.confidence)
+
+
+def merge_adjacent(edits: Sequence[Edit]) -> list[Edit]:
+    """Join edits that touch (end == next start) into one: one change, one edit."""
+    out: list[Edit] = []
+    for e in sorted(edits, key=lambda e: (e.start, e.end)):
+        if out and out[-1].end == e.start and out[-1].reason == e.reason:
+            p = out[-1]
+            out[-1] = Edit(p.start, e.end, p.before + e.before, p.after + e.after, p.reason,
+                           min(p.confidence, e.confidence))
+        else:
+            out.append(e)
+    return out
+
+
+def apply_edits(original: str, edits: Sequence[Edit]) -> str:
+    """Apply non-overlapping edits (offsets into ``original``); checks ``before`` matches."""
+    out = original
+    last = len(original) + 1
+    for e in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
+        if e.end > last:
+            raise ValueError(f"edit [{e.start}, {e.end}) overlaps the next edit")
+        if original[e.start : e.end] != e.before:
+            raise ValueError(f"edit [{e.start}, {e.end}) says before={e.before!r} but the text has {original[e.start:e.end]!r}")
+        out = out[: e.start] + e.after + out[e.end :]
+        last = e.start
+    return out
+
+
+def unified_diff(original: str, revised: str, name: str = "text", context: int = 3) -> str:
+    """A unified diff (``---``/``+++``/``@@`` hunks) computed with rapidfuzz's line opcodes."""
+    a = original.splitlines(keepends=True)
+    b = revised.splitlines(keepends=True)
+    ops = [op for op in Levenshtein.opcodes(a, b)]
+    changes = [op for op in ops if op.tag != "equal"]
+    if not changes:
+        return ""
+    # group changes whose gap is small enough to share context
+    groups: list[list[Any]] = [[changes[0]]]
+    for op in changes[1:]:
+        if op.src_start - groups[-1][-1].src_end <= 2 * context:
+            groups[-1].append(op)
+        else:
+            groups.append([op])
+    lines = [f"--- a/{name}\n", f"+++ b/{name}\n"]
+    for g in groups:
+        a0 = max(0, g[0].src_start - context)
+        a1 = min(len(a), g[-1].src_end + context)
+        b0 = g[0].dest_start - (g[0].src_start - a0)
+        b1 = g[-1].dest_end + (a1 - g[-1].src_end)
+        lines.append(f"@@ -{a0 + 1},{a1 - a0} +{b0 + 1},{b1 - b0} @@\n")
+        i = a0
+        for op in g:
+            lines += [" " + ln for ln in a[i : op.src_start]]
+            lines += ["-" + ln for ln in a[op.src_start : op.src_end]]
+            lines += ["+" + ln for ln in b[op.dest_start : op.dest_end]]
+            i = op.src_end
+        lines += [" " + ln for ln in a[i:a1]]
+    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines)
+
+
+def languagetool_matches(original: str, edits: Sequence[Edit], context_chars: int = 40) -> list[dict[str, Any]]:
+    """The edits as LanguageTool ``matches`` (offset/length in code points, one replacement)."""
+    out = []
+    for e in edits:
+        c0 = max(0, e.start - context_chars)
+        c1 = min(len(original), e.end + context_chars)
+        out.append({
+            "message": f"{e.reason}: replace {e.before!r} with {e.after!r}",
+            "shortMessage": e.reason,
+            "offset": e.start,
+            "length": e.end - e.start,
+            "replacements": [{"value": e.after}],
+            "context": {"text": original[c0:c1], "offset": e.start - c0, "length": e.end - e.start},
+            "rule": {"id": e.reason, "description": e.reason, "issueType": "style"},
+            "confidence": e.confidence,
+        })
+    return out
