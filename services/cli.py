@@ -14,6 +14,8 @@ from collections.abc import Sequence
 # modules with a ``register(subparsers)`` function, in help order
 COMMAND_MODULES: tuple[str, ...] = (
     "services.commands.bench",
+    "services.commands.corpus",
+    "services.commands.train",
 )
 
 
