@@ -68,6 +68,12 @@ class StepEvent:
     ids: torch.Tensor  # (B, L)
     masked: torch.Tensor  # (B, L) bool: still masked after this step
     committed: torch.Tensor  # (B, L) bool: committed at this step
+    editable: torch.Tensor  # (B, L) bool: the positions being denoised
+
+    def span_state(self) -> list[tuple[int, bool]]:
+        """(token, still masked) for every editable position, rows in order, left to right."""
+        ids, masked = self.ids[self.editable].tolist(), self.masked[self.editable].tolist()
+        return list(zip(ids, masked))
 
 
 @dataclass
@@ -152,7 +158,8 @@ def denoise(
             if on_step is not None:
                 full_commit = torch.zeros_like(masked)
                 full_commit[idx] = commit
-                on_step(StepEvent(block=blk, step=step, ids=x.clone(), masked=masked.clone(), committed=full_commit))
+                on_step(StepEvent(block=blk, step=step, ids=x.clone(), masked=masked.clone(),
+                                  committed=full_commit, editable=editable))
     return DenoiseResult(ids=x, confidence=conf, nfe=nfe, row_steps=row_steps, corrections=corrections)
 
 

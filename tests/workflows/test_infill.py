@@ -1,0 +1,42 @@
+import pytest
+
+from workflows.infill import MASK_GLYPH, InfillParams, infill
+
+PREFIX = "def add(a, b):\n    return "
+SUFFIX = "\n\nprint(add(1, 2))\n"
+
+
+@pytest.mark.parametrize("mode", ["ar", "diffusion", "hybrid"])
+def test_every_mode_returns_an_insertion_with_token_confidences(mode, tiny_drafter, tiny_refiner):
+    res = infill(PREFIX, SUFFIX, InfillParams(mode=mode, max_tokens=8, seed=0), tiny_refiner, tiny_drafter)
+    assert res.mode == mode
+    assert (res.start, res.end) == (len(PREFIX), len(PREFIX))
+    assert all(0.0 <= t.confidence <= 1.0 for t in res.tokens)
+    assert res.audit is not None and res.audit.pipeline == "infill"
+    if mode == "ar":
+        assert not res.changed and res.draft == res.text
+
+
+def test_hybrid_without_weak_tokens_is_the_draft(tiny_drafter, tiny_refiner):
+    ar = infill(PREFIX, SUFFIX, InfillParams(mode="ar", max_tokens=8), tiny_refiner, tiny_drafter)
+    hy = infill(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=8, remask_below=1e-9),
+                tiny_refiner, tiny_drafter)
+    assert hy.text == ar.text and hy.changed == [] and hy.nfe == 0
+
+
+def test_hybrid_remasks_weak_tokens_and_streams_snapshots(tiny_drafter, tiny_refiner):
+    snaps: list[str] = []
+    res = infill(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=8, remask_below=1.0, remask_cap=0.5,
+                                              threshold=None, steps=4),
+                 tiny_refiner, tiny_drafter, on_snapshot=snaps.append)
+    assert res.nfe >= 1 and res.draft is not None
+    assert any(MASK_GLYPH in s for s in snaps[:1])  # the first step still shows masks
+    assert MASK_GLYPH not in snaps[-1] and snaps[-1] == res.text
+    # the refiner changed only re-masked positions: unchanged tokens keep the drafter's confidence
+
+
+def test_errors(tiny_refiner):
+    with pytest.raises(ValueError, match="no context"):
+        infill("", "", InfillParams(mode="diffusion"), tiny_refiner)
+    with pytest.raises(ValueError, match="needs a drafter"):
+        infill("a", "b", InfillParams(mode="hybrid"), tiny_refiner, None)

@@ -1,0 +1,220 @@
+"""Span infill, the editor plugin's call: ``ar``, ``diffusion`` or ``hybrid``.
+
+- ``ar``: the drafter writes the middle from prefix and suffix (fill-in-the-middle).
+- ``diffusion``: the refiner fills a masked span between prefix and suffix; the span length
+  is unknown, so several lengths go through one batch and the best-scored wins (filler
+  tokens let a too-long span shrink).
+- ``hybrid``: the drafter writes the middle; its low-confidence tokens are re-masked (capped)
+  and the refiner denoises them with both sides as context. The draft's length fixes the
+  span's length; predicted fillers shorten it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from refiner.editing import SpanEdit, fill_spans, infill_variable
+from refiner.remasking import mask_to_spans, plan_remask
+from refiner.sampler import SamplerConfig, StepEvent
+from refiner.text import TextRefiner
+from workflows.audit import AuditRecord, ModelInfo
+
+Mode = Literal["ar", "diffusion", "hybrid"]
+MODES: tuple[str, ...] = ("ar", "diffusion", "hybrid")
+
+
+class InfillParams(BaseModel):
+    """Per-request infill options, documented field by field."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Mode = Field("hybrid", description="ar: drafter only; diffusion: refiner only; hybrid: draft then refine")
+    max_tokens: int = Field(32, ge=1, le=1024, description="most tokens to insert")
+    steps: int = Field(16, ge=1, le=1024, description="denoising step budget of the refiner")
+    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="refiner commit threshold; null = even schedule over steps")
+    remask_below: float = Field(0.5, gt=0.0, le=1.0, description="hybrid: re-mask draft tokens whose probability is below this")
+    remask_cap: float = Field(0.5, gt=0.0, le=1.0, description="hybrid: most share of the draft that may be re-masked")
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy for both models")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
+    stop: list[str] = Field(default_factory=list, description="strings that end the draft")
+    seed: int | None = Field(None, description="makes sampling reproducible")
+    window: int = Field(64, ge=1, le=4096, description="refiner context tokens on each side of a span")
+
+
+@dataclass
+class InfillToken:
+    text: str
+    confidence: float  # p of the token under the model that chose it
+    changed: bool  # the refiner replaced the drafter's token here
+
+
+@dataclass
+class InfillResult:
+    text: str  # what to insert
+    start: int  # replaced range in prefix + suffix (code points): an insertion at len(prefix)
+    end: int
+    mode: str
+    tokens: list[InfillToken] = field(default_factory=list)
+    draft: str | None = None  # the drafter's text before refinement (ar, hybrid)
+    nfe: int = 0  # refiner forward passes
+    audit: AuditRecord | None = None
+
+    @property
+    def changed(self) -> list[int]:
+        """Indices of tokens the refiner changed."""
+        return [i for i, t in enumerate(self.tokens) if t.changed]
+
+
+SnapshotFn = Callable[[str], None]
+
+
+def _sampler(p: InfillParams) -> SamplerConfig:
+    return SamplerConfig(steps=p.steps, threshold=p.threshold, temperature=p.temperature,
+                         top_p=p.top_p if p.top_p < 1 else None, seed=p.seed)
+
+
+def _snapshots(refiner: TextRefiner, on_snapshot: SnapshotFn | None, render: Callable[[list[tuple[int, bool]]], str]
+               ) -> Callable[[StepEvent], None] | None:
+    """Turn sampler steps into text snapshots of the span (masked positions rendered as MASK_GLYPH)."""
+    if on_snapshot is None:
+        return None
+    return lambda ev: on_snapshot(render(ev.span_state()))
+
+
+MASK_GLYPH = "\u2591"  # a light shade block: visibly "not yet written"
+
+
+def infill(
+    prefix: str,
+    suffix: str,
+    params: InfillParams,
+    refiner: TextRefiner,
+    drafter: Any | None = None,
+    on_snapshot: SnapshotFn | None = None,
+) -> InfillResult:
+    """Fill the middle between ``prefix`` and ``suffix`` in the requested mode."""
+    if not prefix and not suffix:
+        raise ValueError("prefix and suffix are both empty: there is no context to fill")
+    if params.mode in ("ar", "hybrid") and drafter is None:
+        raise ValueError(f"mode {params.mode!r} needs a drafter")
+    models = [ModelInfo.of(refiner.name, getattr(refiner, "path", None))]
+    if drafter is not None:
+        models.append(ModelInfo.of(drafter.name, getattr(drafter, "path", None)))
+    audit = AuditRecord("infill", models, params.model_dump(), params.seed)
+    at = len(prefix)
+    if params.mode == "diffusion":
+        with audit.timed("refine"):
+            res = _diffusion(prefix, suffix, params, refiner, on_snapshot)
+    else:
+        with audit.timed("draft"):
+            draft = _draft(prefix, suffix, params, drafter)
+        if params.mode == "ar":
+            res = InfillResult(draft.text, at, at, "ar", [
+                InfillToken(t, math.exp(lp) if math.isfinite(lp) else 0.0, False)
+                for t, lp in zip(_token_texts(draft), draft.logprobs)
+            ], draft=draft.text)
+        else:
+            with audit.timed("refine"):
+                res = _hybrid(prefix, suffix, draft, params, refiner, on_snapshot)
+    res.audit = audit
+    return res
+
+
+def _draft(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> Any:
+    from drafter.params import GenerationParams
+
+    gp = GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
+                          top_p=params.top_p, stop=params.stop, seed=params.seed)
+    return drafter.fim(prefix, suffix, gp)
+
+
+def _token_texts(draft: Any) -> list[str]:
+    return [draft.text[s:e] for s, e in draft.offsets]
+
+
+def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefiner,
+               on_snapshot: SnapshotFn | None) -> InfillResult:
+    left, _ = refiner.encode(prefix)
+    right, _ = refiner.encode(suffix)
+    n = params.max_tokens
+    lengths = sorted({max(1, n // 4), max(1, n // 2), n})
+    sp = refiner.special
+    ranked = infill_variable(refiner.predictor, left, right, lengths, pad_id=int(sp.pad or 0),
+                             window=params.window, config=_sampler(params), filler_id=sp.filler)
+    best = ranked[0]
+    tokens = [InfillToken(refiner.decode([t]), c, True) for t, c in zip(best.tokens, best.confidence)]
+    at = len(prefix)
+    if on_snapshot is not None:  # length search runs as one batch: report the winner
+        on_snapshot(refiner.decode(best.tokens))
+    return InfillResult(refiner.decode(best.tokens), at, at, "diffusion", tokens)
+
+
+def _hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner,
+            on_snapshot: SnapshotFn | None) -> InfillResult:
+    at = len(prefix)
+    if not draft.text:
+        res = _diffusion(prefix, suffix, params, refiner, on_snapshot)
+        res.mode, res.draft = "hybrid", ""
+        return res
+    left, _ = refiner.encode(prefix)
+    right, _ = refiner.encode(suffix)
+    mid, mid_off = refiner.encode(draft.text)
+    # the drafter's confidence of each refiner token: the weakest drafter token it overlaps
+    d_prob = [math.exp(lp) if math.isfinite(lp) else 0.0 for lp in draft.logprobs]
+    conf = []
+    for s, e in mid_off:
+        over = [p for (ds, de), p in zip(draft.offsets, d_prob) if ds < e and s < de] or [1.0]
+        conf.append(min(over))
+    scores = torch.tensor(conf)
+    base = scores < params.remask_below
+    chosen = plan_remask(base, scores, dilation=0, merge_gap=1, max_fraction=params.remask_cap)
+    spans = mask_to_spans(chosen)
+    tokens = [InfillToken(refiner.decode([t]), c, False) for t, c in zip(mid, conf)]
+    if not spans:
+        return InfillResult(draft.text, at, at, "hybrid", tokens, draft=draft.text)
+    sp = refiner.special
+    doc = left + mid + right
+    edits = [SpanEdit.remask(len(left) + s, len(left) + e) for s, e in spans]
+
+    def render(state: list[tuple[int, bool]]) -> str:
+        pieces: list[str] = []
+        it = iter(state)
+        cursor = 0
+        for s, e in spans:
+            pieces.append(refiner.decode(mid[cursor:s]))
+            for _ in range(e - s):
+                t, m = next(it)
+                pieces.append(MASK_GLYPH if m else refiner.decode([t]))
+            cursor = e
+        pieces.append(refiner.decode(mid[cursor:]))
+        return "".join(pieces)
+
+    out = fill_spans(refiner.predictor, [doc], [edits], pad_id=int(sp.pad or 0), window=params.window,
+                     config=_sampler(params), filler_id=sp.filler,
+                     on_step=_snapshots(refiner, on_snapshot, render))[0]
+    # rebuild the middle token by token so each keeps its confidence and changed flag
+    new_tokens: list[InfillToken] = []
+    new_ids: list[int] = []
+    by_start = {f.edit.start - len(left): f for f in out.spans}
+    i = 0
+    while i < len(mid):
+        f = by_start.get(i)
+        if f is None:
+            new_tokens.append(tokens[i])
+            new_ids.append(mid[i])
+            i += 1
+            continue
+        old = mid[f.edit.start - len(left): f.edit.end - len(left)]
+        for j, (t, c) in enumerate(zip(f.tokens, f.confidence)):
+            new_tokens.append(InfillToken(refiner.decode([t]), c, j >= len(old) or t != old[j]))
+            new_ids.append(t)
+        i = f.edit.end - len(left)
+    text = refiner.decode(new_ids)  # decoded whole: a character may span two byte-level tokens
+    if on_snapshot is not None:
+        on_snapshot(text)
+    return InfillResult(text, at, at, "hybrid", new_tokens, draft=draft.text, nfe=out.nfe)
