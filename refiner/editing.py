@@ -80,16 +80,27 @@ def _validate(doc: Sequence[int], edits: Sequence[SpanEdit]) -> list[SpanEdit]:
     return out
 
 
-def plan_windows(doc_index: int, doc_len: int, edits: Sequence[SpanEdit], window: int | None) -> list[_Window]:
-    """Group spans whose contexts would overlap into one window; None = the whole document."""
+def plan_windows(
+    doc_index: int, doc_len: int, edits: Sequence[SpanEdit], window: int | None, max_width: int | None = None
+) -> list[_Window]:
+    """Group spans whose contexts would overlap into one window; None = the whole document.
+
+    A group stops growing before its row (context + new span lengths) would pass
+    ``max_width``; the next span then starts a window of its own.
+    """
     if window is None:
         return [_Window(doc_index, 0, doc_len, list(edits))] if edits else []
     groups: list[_Window] = []
+    width = 0
     for e in edits:
-        if groups and e.start - groups[-1].edits[-1].end <= 2 * window:
+        added = e.length + (e.start - groups[-1].edits[-1].end if groups else 0)
+        fits = max_width is None or width + added + 2 * window <= max_width
+        if groups and e.start - groups[-1].edits[-1].end <= 2 * window and fits:
             groups[-1].edits.append(e)
+            width += added
         else:
             groups.append(_Window(doc_index, 0, 0, [e]))
+            width = e.length
     for g in groups:
         g.start = max(0, g.edits[0].start - window)
         g.end = min(doc_len, g.edits[-1].end + window)
@@ -114,7 +125,8 @@ def fill_spans(
     if len(docs) != len(edits):
         raise ValueError(f"{len(docs)} documents but {len(edits)} edit lists")
     checked = [_validate(d, e) for d, e in zip(docs, edits)]
-    windows = [w for i, (d, e) in enumerate(zip(docs, checked)) for w in plan_windows(i, len(d), e, window)]
+    max_w = predictor.max_length
+    windows = [w for i, (d, e) in enumerate(zip(docs, checked)) for w in plan_windows(i, len(d), e, window, max_w)]
     results = [EditResult(ids=list(d), spans=[], nfe=0, rows=0, row_tokens=0) for d in docs]
     if not windows:
         return results

@@ -18,7 +18,7 @@ import torch
 from refiner.editing import SpanEdit, fill_spans, infill_variable
 from refiner.predictor import HFMaskPredictor, Kind, MaskPredictor, load_predictor
 from refiner.remasking import Span, char_spans_to_token_mask, mask_to_spans, validate_char_spans
-from refiner.sampler import SamplerConfig
+from refiner.sampler import SamplerConfig, StepCallback
 from refiner.tokens import SpecialIds, special_ids
 
 
@@ -81,12 +81,25 @@ class TextRefiner:
         spans: Sequence[Span],
         config: SamplerConfig | None = None,
         window: int | None | str = "default",
+        on_step: StepCallback | None = None,
     ) -> RevisedText:
         """Re-mask the tokens under each character span and denoise them in place."""
         spans = validate_char_spans(text, spans)
         ids, offsets = self.encode(text)
-        token_mask = char_spans_to_token_mask(offsets, spans)
-        token_spans = mask_to_spans(token_mask)
+        token_spans = mask_to_spans(char_spans_to_token_mask(offsets, spans))
+        return self.revise_tokens(text, ids, offsets, token_spans, config, window, on_step)
+
+    def revise_tokens(
+        self,
+        text: str,
+        ids: list[int],
+        offsets: list[Span],
+        token_spans: Sequence[Span],
+        config: SamplerConfig | None = None,
+        window: int | None | str = "default",
+        on_step: StepCallback | None = None,
+    ) -> RevisedText:
+        """Denoise token spans of an encoded text; edits point into ``text``."""
         edits = [SpanEdit.remask(s, e) for s, e in token_spans]
         res = fill_spans(
             self.predictor,
@@ -96,6 +109,7 @@ class TextRefiner:
             window=self.window if window == "default" else window,  # type: ignore[arg-type]
             config=config or self.config,
             filler_id=self.special.filler,
+            on_step=on_step,
         )[0]
         out_edits: list[TextEdit] = []
         pieces: list[tuple[int, int, str]] = []

@@ -65,10 +65,14 @@ def compute_edits(
         j1 = j0 + len(after)
         conf = confidence(j0, j1) if callable(confidence) else confidence
         edits.append(Edit(start, end, original[start:end], after, reason, round(float(conf), 4)))
-    return merge_adjacent([_slide_right(original, e) for e in edits])
+    slid = []
+    for i, e in enumerate(edits):
+        limit = edits[i + 1].start if i + 1 < len(edits) else len(original)
+        slid.append(_slide_right(original, e, limit))
+    return merge_adjacent(slid)
 
 
-def _slide_right(original: str, e: Edit) -> Edit:
+def _slide_right(original: str, e: Edit, limit: int) -> Edit:
     """Move a pure insertion or deletion as far right as it can go without changing the result.
 
     "line.\n" + "Third.\n" reads better than "line" + ".\nThird" + ".\n": the same edit,
@@ -77,7 +81,7 @@ def _slide_right(original: str, e: Edit) -> Edit:
     if e.before and e.after:
         return e
     start, end, moved = e.start, e.end, e.before or e.after
-    while moved and end < len(original) and original[end] == moved[0]:
+    while moved and end < limit and original[end] == moved[0]:
         moved = moved[1:] + moved[0]
         start, end = start + 1, end + 1
     if e.before:

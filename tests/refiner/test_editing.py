@@ -107,3 +107,11 @@ def test_token_scores_strided_never_sees_itself():
     strided = token_scores(Echo(), ids, stride=2)
     assert (unmasked > -0.01).all()
     assert torch.allclose(strided, torch.full((5,), -torch.log(torch.tensor(32.0))), atol=1e-4)
+
+
+def test_windows_split_before_passing_the_model_limit():
+    edits = [SpanEdit.remask(s, s + 4) for s in range(10, 400, 20)]
+    ws = plan_windows(0, 500, edits, window=8, max_width=64)
+    assert len(ws) > 1 and sum(len(w.edits) for w in ws) == len(edits)
+    for w in ws:
+        assert (w.end - w.start) <= 64

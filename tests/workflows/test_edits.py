@@ -57,3 +57,15 @@ def test_languagetool_matches():
     assert m["replacements"] == [{"value": "promise"}] and m["rule"]["id"] == "no-guarantee"
     ctx = m["context"]
     assert ctx["text"][ctx["offset"] : ctx["offset"] + ctx["length"]] == "guarantee"
+
+
+def test_random_revisions_always_reproduce(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    words = ["a", "b", "c", " ", "\n", ".", "on", "information", ">", "x"]
+    for _ in range(300):
+        o = "".join(rng.choice(words) for _ in range(rng.randrange(0, 20)))
+        r = "".join(rng.choice(words) for _ in range(rng.randrange(0, 20)))
+        edits = compute_edits(o, r)
+        assert apply_edits(o, edits) == r, (o, r, edits)

@@ -1,0 +1,67 @@
+import pytest
+
+from workflows.edits import apply_edits
+from workflows.revise import ReviseParams, paragraph_chunks, refiner_scores, revise
+
+DOC = ("The licensee shall not disclose confidential information to third parties.\n\n"
+       "Permission is hereby granted, free of charge, to any person obtaining a copy.\n")
+
+
+def test_user_spans_only_touch_their_tokens(tiny_refiner):
+    res = revise(DOC, ReviseParams(spans=[(4, 12)], seed=0), tiny_refiner)
+    assert apply_edits(DOC, res.edits) == res.text
+    for e in res.edits:
+        assert e.reason == "user_span" and e.start <= 12 and e.end >= 4 - 1
+    assert res.text.endswith(DOC[20:])
+    assert res.audit.pipeline == "revise" and "refine" in res.audit.timings_ms
+
+
+def test_auto_detection_is_capped_and_edits_are_consistent(tiny_refiner):
+    snaps = []
+    p = ReviseParams(remask_below=1.0, max_fraction=0.1, dilation=0, merge_gap=0, seed=0)
+    res = revise(DOC, p, tiny_refiner, on_snapshot=snaps.append)
+    n_tokens = len(tiny_refiner.encode(DOC)[0])
+    masked_chars = sum(e - s for s, e in res.spans)
+    assert res.spans and len(res.spans) <= int(0.1 * n_tokens)
+    assert masked_chars < len(DOC) / 2
+    assert apply_edits(DOC, res.edits) == res.text
+    assert snaps[-1] == res.text
+    if res.edits:
+        assert res.diff.startswith("--- a/text") and res.matches[0]["offset"] == res.edits[0].start
+
+
+def test_nothing_doubtful_returns_text_unchanged(tiny_refiner):
+    res = revise(DOC, ReviseParams(remask_below=1e-12), tiny_refiner)
+    assert res.text == DOC and res.edits == [] and res.diff == ""
+
+
+def test_long_document_chunks_at_paragraphs_and_scores_every_token(tiny_refiner):
+    long = DOC * 40  # ~6k characters, well over the tiny model's 256-token limit
+    ids, offsets = tiny_refiner.encode(long)
+    chunks = paragraph_chunks(long, offsets, 100)
+    assert chunks[0][0] == 0 and chunks[-1][1] == len(ids)
+    assert all(b - a <= 100 for a, b in chunks)
+    assert all(b == c for (_, b), (c, _) in zip(chunks, chunks[1:]))
+    # most cuts fall on paragraph starts
+    para_starts = {i for i, (s, _) in enumerate(offsets) if s > 1 and long[s - 2 : s] == "\n\n"}
+    assert sum(b in para_starts for _, b in chunks[:-1]) >= len(chunks) - 2
+    probs = refiner_scores(ids, chunks, tiny_refiner, context=20)
+    assert probs.shape == (len(ids),) and ((probs > 0) & (probs <= 1)).all()
+    res = revise(long, ReviseParams(remask_below=1.0, max_fraction=0.02, seed=0), tiny_refiner)
+    assert apply_edits(long, res.edits) == res.text
+
+
+def test_bad_input(tiny_refiner):
+    with pytest.raises(ValueError, match="empty"):
+        revise("", ReviseParams(), tiny_refiner)
+    with pytest.raises(ValueError, match="over the limit"):
+        revise("x" * 50, ReviseParams(max_chars=10), tiny_refiner)
+    with pytest.raises(ValueError, match="outside the text"):
+        revise("abc", ReviseParams(spans=[(0, 10)]), tiny_refiner)
+    with pytest.raises(ValueError, match="needs a drafter"):
+        revise("abc", ReviseParams(detect="drafter"), tiny_refiner)
+
+
+def test_drafter_detection(tiny_refiner, tiny_drafter):
+    res = revise(DOC, ReviseParams(detect="both", remask_below=0.5, seed=0), tiny_refiner, tiny_drafter)
+    assert apply_edits(DOC, res.edits) == res.text

@@ -1,0 +1,218 @@
+"""Revision of a document or code block: user spans, or doubtful spans found by the models.
+
+With spans selected, exactly those are re-masked and denoised. With none, every token is
+scored (the refiner's confidence in the text as it stands, and/or the drafter's
+log-probabilities), tokens below a bar become masks, masks are dilated, merged and capped,
+and the refiner denoises them. Long documents are scored in chunks cut at paragraph
+breaks, each with context across the cut, all chunks in one batch; denoising feeds only a
+window around each span, so cost follows the number of spans, not the document's length.
+Every offset in the result points into the original text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from refiner.remasking import Span, mask_to_spans, plan_remask
+from refiner.sampler import SamplerConfig, StepEvent
+from refiner.text import TextRefiner
+from workflows.audit import AuditRecord, ModelInfo
+from workflows.edits import Edit, compute_edits, languagetool_matches, unified_diff
+
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+MASK_GLYPH = "\u2591"
+
+
+class ReviseParams(BaseModel):
+    """Per-request revision options, documented field by field."""
+
+    model_config = ConfigDict(extra="forbid")
+    spans: list[tuple[int, int]] | None = Field(None, description="character spans [start, end) to redo (code points); none: find doubtful spans")
+    detect: Literal["refiner", "drafter", "both"] = Field("refiner", description="which model's confidence finds doubtful tokens")
+    remask_below: float = Field(0.2, gt=0.0, le=1.0, description="a token whose probability is below this is doubtful")
+    max_fraction: float = Field(0.15, gt=0.0, le=1.0, description="most share of the document's tokens re-masked at once")
+    dilation: int = Field(1, ge=0, le=16, description="tokens added on each side of a doubtful token")
+    merge_gap: int = Field(2, ge=0, le=64, description="doubtful spans this close are merged")
+    steps: int = Field(16, ge=1, le=1024, description="denoising step budget")
+    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule over steps")
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
+    seed: int | None = Field(None, description="makes sampling reproducible")
+    window: int = Field(64, ge=1, le=4096, description="context tokens fed on each side of a span")
+    chunk_tokens: int = Field(384, ge=32, le=8192, description="scoring chunk size for long documents")
+    max_chars: int = Field(1_000_000, ge=1, description="documents longer than this are refused")
+
+
+@dataclass
+class ReviseResult:
+    text: str
+    edits: list[Edit]
+    diff: str
+    matches: list[dict[str, Any]]
+    nfe: int = 0
+    spans: list[Span] = field(default_factory=list)  # character ranges that were re-masked
+    audit: AuditRecord | None = None
+
+
+SnapshotFn = Callable[[str], None]
+
+
+def revise(
+    text: str,
+    params: ReviseParams,
+    refiner: TextRefiner,
+    drafter: Any | None = None,
+    on_snapshot: SnapshotFn | None = None,
+    name: str = "text",
+) -> ReviseResult:
+    """Revise ``text``; returns the revised text, word-level edits, a diff and an audit record."""
+    if not text:
+        raise ValueError("text is empty: there is nothing to revise")
+    if len(text) > params.max_chars:
+        raise ValueError(f"text has {len(text)} characters, over the limit of {params.max_chars}")
+    if params.spans is None and params.detect in ("drafter", "both") and drafter is None:
+        raise ValueError(f"detect={params.detect!r} needs a drafter")
+    models = [ModelInfo.of(refiner.name, getattr(refiner, "path", None))]
+    if drafter is not None:
+        models.append(ModelInfo.of(drafter.name, getattr(drafter, "path", None)))
+    audit = AuditRecord("revise", models, params.model_dump(), params.seed)
+    cfg = SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature, seed=params.seed)
+
+    with audit.timed("tokenize"):
+        ids, offsets = refiner.encode(text)
+    if params.spans is not None:
+        from refiner.remasking import char_spans_to_token_mask, validate_char_spans
+
+        reason = "user_span"
+        token_spans = mask_to_spans(char_spans_to_token_mask(offsets, validate_char_spans(text, params.spans)))
+    else:
+        reason = "low_confidence"
+        with audit.timed("score"):
+            probs = doubt_scores(text, ids, offsets, params, refiner, drafter)
+        chosen = plan_remask(probs < params.remask_below, probs, params.dilation, params.merge_gap, params.max_fraction)
+        token_spans = mask_to_spans(chosen)
+    if not token_spans:
+        return ReviseResult(text, [], "", [], audit=audit)
+
+    with audit.timed("refine"):
+        out = refiner.revise_tokens(text, ids, offsets, token_spans, cfg, params.window,
+                                    on_step=_snapshots(text, ids, offsets, token_spans, refiner, on_snapshot))
+    edits = compute_edits(text, out.text, reason=reason)
+    edits = [_with_confidence(e, out.edits) for e in edits]
+    if on_snapshot is not None:
+        on_snapshot(out.text)
+    char_spans = [(offsets[s][0], offsets[e - 1][1]) for s, e in token_spans]
+    return ReviseResult(out.text, edits, unified_diff(text, out.text, name=name),
+                        languagetool_matches(text, edits), nfe=out.nfe, spans=char_spans, audit=audit)
+
+
+def _with_confidence(e: Edit, spans: list[Any]) -> Edit:
+    over = [s.confidence for s in spans if s.start <= e.end and e.start <= s.end]
+    conf = min(over) if over else e.confidence
+    return Edit(e.start, e.end, e.before, e.after, e.reason, round(conf, 4))
+
+
+def paragraph_chunks(text: str, offsets: list[Span], chunk_tokens: int) -> list[Span]:
+    """Cut token indices into chunks of at most ``chunk_tokens``, preferring paragraph breaks."""
+    breaks = {m.end() for m in _PARAGRAPH.finditer(text)}
+    # token index at which a paragraph starts
+    starts = [i for i, (s, _) in enumerate(offsets) if s in breaks]
+    chunks: list[Span] = []
+    lo = 0
+    n = len(offsets)
+    while lo < n:
+        hi = min(n, lo + chunk_tokens)
+        if hi < n:
+            cut = [s for s in starts if lo < s <= hi]
+            if cut and cut[-1] - lo >= chunk_tokens // 4:
+                hi = cut[-1]
+        chunks.append((lo, hi))
+        lo = hi
+    return chunks
+
+
+@torch.inference_mode()
+def refiner_scores(ids: list[int], chunks: list[Span], refiner: TextRefiner, context: int) -> torch.Tensor:
+    """p the refiner gives each token of the text as it stands, chunk by chunk in one batch.
+
+    Each chunk is fed with ``context`` tokens of the neighbouring chunks, so a token at a cut
+    still sees both sides. -> (L,) probabilities.
+    """
+    pred = refiner.predictor
+    rows = [(max(0, lo - context), min(len(ids), hi + context), lo, hi) for lo, hi in chunks]
+    width = max(b - a for a, b, _, _ in rows)
+    pad = int(refiner.special.pad or 0)
+    x = torch.full((len(rows), width), pad, dtype=torch.long)
+    attn = torch.zeros_like(x)
+    for r, (a, b, _, _) in enumerate(rows):
+        x[r, : b - a] = torch.tensor(ids[a:b])
+        attn[r, : b - a] = 1
+    device = getattr(pred, "device", torch.device("cpu"))
+    logits = pred(x.to(device), attn.to(device)).float().cpu()
+    probs = torch.softmax(logits, -1).gather(-1, x[..., None]).squeeze(-1)  # (R, W)
+    out = torch.ones(len(ids))
+    for r, (a, _, lo, hi) in enumerate(rows):
+        out[lo:hi] = probs[r, lo - a : hi - a]
+    return out
+
+
+def drafter_scores(text: str, offsets: list[Span], drafter: Any) -> torch.Tensor:
+    """The drafter's p of each refiner token: the weakest drafter token overlapping it."""
+    import math
+
+    sc = drafter.score(text)
+    d = [(s, e, math.exp(lp) if math.isfinite(lp) else 1.0) for (s, e), lp in zip(sc.offsets, sc.logprobs)]
+    out = torch.ones(len(offsets))
+    j = 0
+    for i, (s, e) in enumerate(offsets):
+        while j < len(d) and d[j][1] <= s:
+            j += 1
+        k, worst = j, 1.0
+        while k < len(d) and d[k][0] < e:
+            worst = min(worst, d[k][2])
+            k += 1
+        out[i] = worst
+    return out
+
+
+def doubt_scores(text: str, ids: list[int], offsets: list[Span], params: ReviseParams,
+                 refiner: TextRefiner, drafter: Any | None) -> torch.Tensor:
+    """Per-token probability that the token is right; the lower, the more doubtful."""
+    scores = torch.ones(len(ids))
+    if params.detect in ("refiner", "both"):
+        max_len = refiner.predictor.max_length or 4096
+        chunk = min(params.chunk_tokens, max_len // 2)  # leave room for context on both sides
+        context = min(64, (max_len - chunk) // 2)
+        chunks = paragraph_chunks(text, offsets, chunk)
+        scores = torch.minimum(scores, refiner_scores(ids, chunks, refiner, context))
+    if params.detect in ("drafter", "both"):
+        scores = torch.minimum(scores, drafter_scores(text, offsets, drafter))
+    # whitespace-only tokens are never doubtful on their own: re-masking them churns layout
+    for i, (s, e) in enumerate(offsets):
+        if text[s:e].isspace():
+            scores[i] = 1.0
+    return scores
+
+
+def _snapshots(text: str, ids: list[int], offsets: list[Span], token_spans: list[Span],
+               refiner: TextRefiner, on_snapshot: SnapshotFn | None) -> Callable[[StepEvent], None] | None:
+    if on_snapshot is None:
+        return None
+
+    def cb(ev: StepEvent) -> None:
+        state = iter(ev.span_state())
+        pieces, cursor = [], 0
+        for s, e in token_spans:
+            cs = offsets[s][0]
+            pieces.append(text[cursor:cs])
+            pieces.append("".join(MASK_GLYPH if m else refiner.decode([t]) for t, m in (next(state) for _ in range(e - s))))
+            cursor = offsets[e - 1][1]
+        pieces.append(text[cursor:])
+        on_snapshot("".join(pieces))
+
+    return cb
