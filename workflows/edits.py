@@ -1,6 +1,6 @@
 """Edit lists between an original and a revised text, as users' tools expect them.
 
-Edits are computed at word level with rapidfuzz's Levenshtein opcodes, so they read the way
+Edits are computed at word level with rapidfuzz's Indel.opcodes, so they read the way
 a person would mark them ("colour" -> "color", not "u" deleted), and carry offsets in Python
 code points into the *original* text. The same edits render as a unified diff and as
 LanguageTool-style matches.
@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import Indel
 
 # words, runs of whitespace, and single punctuation marks: the units an edit is made of
-_TOKEN = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
+_TOKEN = re.compile(r"\w+\s*|[^\w\s]\s*|\s+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -55,21 +55,51 @@ def compute_edits(
     a_words = [t for t, _ in a]
     b_words = [t for t, _ in b]
     edits: list[Edit] = []
-    for op in Levenshtein.opcodes(a_words, b_words):
-        if op.tag == "equal":
-            continue
-        start = a[op.src_start][1] if op.src_start < len(a) else len(original)
-        end = a[op.src_end - 1][1] + len(a[op.src_end - 1][0]) if op.src_end > op.src_start else start
-        j0 = b[op.dest_start][1] if op.dest_start < len(b) else len(revised)
-        after = "".join(b_words[op.dest_start : op.dest_end])
-        j1 = j0 + len(after)
-        conf = confidence(j0, j1) if callable(confidence) else confidence
-        edits.append(Edit(start, end, original[start:end], after, reason, round(float(conf), 4)))
+    for s0, s1, d0, d1 in change_blocks(a_words, b_words):
+        start = a[s0][1] if s0 < len(a) else len(original)
+        end = a[s1 - 1][1] + len(a[s1 - 1][0]) if s1 > s0 else start
+        j0 = b[d0][1] if d0 < len(b) else len(revised)
+        after = "".join(b_words[d0:d1])
+        edit = _trim(Edit(start, end, original[start:end], after, reason, 1.0))
+        shift = edit.start - start  # characters trimmed at the front, same on both sides
+        conf = confidence(j0 + shift, j0 + shift + len(edit.after)) if callable(confidence) else confidence
+        edits.append(Edit(edit.start, edit.end, edit.before, edit.after, reason, round(float(conf), 4)))
     slid = []
     for i, e in enumerate(edits):
         limit = edits[i + 1].start if i + 1 < len(edits) else len(original)
         slid.append(_slide_right(original, e, limit))
     return merge_adjacent(slid)
+
+
+def change_blocks(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int, int, int]]:
+    """Maximal runs of non-equal LCS opcodes as (src_start, src_end, dest_start, dest_end).
+
+    An LCS alignment (rapidfuzz's Indel) keeps every unchanged word in place; a deletion next
+    to an insertion is one replacement, so the two become one block.
+    """
+    blocks: list[list[int]] = []
+    for op in Indel.opcodes(a, b):
+        if op.tag == "equal":
+            continue
+        if blocks and blocks[-1][1] == op.src_start and blocks[-1][3] == op.dest_start:
+            blocks[-1][1], blocks[-1][3] = op.src_end, op.dest_end
+        else:
+            blocks.append([op.src_start, op.src_end, op.dest_start, op.dest_end])
+    return [(s0, s1, d0, d1) for s0, s1, d0, d1 in blocks]
+
+
+def _trim(e: Edit) -> Edit:
+    """Drop spaces and punctuation that before and after share at their ends.
+
+    "colour " -> "color " becomes "colour" -> "color"; ")" -> "):" becomes an inserted ":".
+    Letters and digits are kept, so a changed word is shown whole.
+    """
+    b, a, start, end = e.before, e.after, e.start, e.end
+    while b and a and b[-1] == a[-1] and not b[-1].isalnum():
+        b, a, end = b[:-1], a[:-1], end - 1
+    while b and a and b[0] == a[0] and not b[0].isalnum():
+        b, a, start = b[1:], a[1:], start + 1
+    return Edit(start, end, b, a, e.reason, e.confidence)
 
 
 def _slide_right(original: str, e: Edit, limit: int) -> Edit:
@@ -120,30 +150,29 @@ def unified_diff(original: str, revised: str, name: str = "text", context: int =
     """A unified diff (``---``/``+++``/``@@`` hunks) computed with rapidfuzz's line opcodes."""
     a = original.splitlines(keepends=True)
     b = revised.splitlines(keepends=True)
-    ops = [op for op in Levenshtein.opcodes(a, b)]
-    changes = [op for op in ops if op.tag != "equal"]
+    changes = change_blocks(a, b)
     if not changes:
         return ""
     # group changes whose gap is small enough to share context
-    groups: list[list[Any]] = [[changes[0]]]
-    for op in changes[1:]:
-        if op.src_start - groups[-1][-1].src_end <= 2 * context:
-            groups[-1].append(op)
+    groups: list[list[tuple[int, int, int, int]]] = [[changes[0]]]
+    for ch in changes[1:]:
+        if ch[0] - groups[-1][-1][1] <= 2 * context:
+            groups[-1].append(ch)
         else:
-            groups.append([op])
+            groups.append([ch])
     lines = [f"--- a/{name}\n", f"+++ b/{name}\n"]
     for g in groups:
-        a0 = max(0, g[0].src_start - context)
-        a1 = min(len(a), g[-1].src_end + context)
-        b0 = g[0].dest_start - (g[0].src_start - a0)
-        b1 = g[-1].dest_end + (a1 - g[-1].src_end)
+        a0 = max(0, g[0][0] - context)
+        a1 = min(len(a), g[-1][1] + context)
+        b0 = g[0][2] - (g[0][0] - a0)
+        b1 = g[-1][3] + (a1 - g[-1][1])
         lines.append(f"@@ -{a0 + 1},{a1 - a0} +{b0 + 1},{b1 - b0} @@\n")
         i = a0
-        for op in g:
-            lines += [" " + ln for ln in a[i : op.src_start]]
-            lines += ["-" + ln for ln in a[op.src_start : op.src_end]]
-            lines += ["+" + ln for ln in b[op.dest_start : op.dest_end]]
-            i = op.src_end
+        for s0, s1, d0, d1 in g:
+            lines += [" " + ln for ln in a[i:s0]]
+            lines += ["-" + ln for ln in a[s0:s1]]
+            lines += ["+" + ln for ln in b[d0:d1]]
+            i = s1
         lines += [" " + ln for ln in a[i:a1]]
     return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines)
 
