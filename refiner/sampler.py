@@ -43,6 +43,7 @@ class SamplerConfig:
     correction_per_step: int = 1  # at most this many re-masks per row per step
     correction_budget: int = 8  # at most this many re-masks per row in total (termination)
     shrink_batch: bool = True  # run the model only on rows that still have masks
+    suppress_ids: tuple[int, ...] = ()  # never proposed (special tokens); the mask id always is
 
     def __post_init__(self) -> None:
         if self.steps <= 0:
@@ -111,6 +112,7 @@ def denoise(
         gen = torch.Generator(device=input_ids.device).manual_seed(cfg.seed)
 
     mask_id = predictor.mask_token_id
+    banned = torch.tensor(sorted({mask_id, *cfg.suppress_ids}), dtype=torch.long, device=input_ids.device)
     x = input_ids.clone()
     x[editable] = mask_id
     masked = editable.clone()
@@ -135,6 +137,7 @@ def denoise(
             idx = rows.nonzero().squeeze(1) if cfg.shrink_batch else torch.arange(x.shape[0], device=x.device)
             xa, cand = x[idx], cand_all[idx]
             logits = predictor(xa, attention_mask[idx])  # (b, L, V)
+            logits = logits.index_fill(-1, banned, float("-inf"))  # a committed mask/pad is nonsense
             nfe += 1
             row_steps[idx] += 1
             probs = torch.softmax(logits.float(), dim=-1)

@@ -9,7 +9,7 @@ every reported edit points into the original text.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +57,36 @@ class TextRefiner:
         if self.special.pad is None:
             raise ValueError("the tokenizer has no pad token; batching needs one")
         self.window = window
-        self.config = config or SamplerConfig(steps=16, threshold=0.9)
+        self.config = self.sampler(config or SamplerConfig(steps=16, threshold=0.9))
+        self.path: str | None = None  # the model directory, when loaded from one (audit records)
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, kind: Kind = "auto", device: str = "cpu", **kwargs: Any
+        cls, path: str | Path, kind: Kind = "auto", device: str = "cpu", backend: str = "torch", **kwargs: Any
     ) -> TextRefiner:
-        predictor, tokenizer = load_predictor(path, kind=kind, device=device)
+        """Load predictor and tokenizer from a directory; ``backend`` "torch" or "onnx"."""
+        if backend == "torch":
+            predictor, tokenizer = load_predictor(path, kind=kind, device=device)
+        else:
+            predictor, tokenizer = load_predictor(path, kind=kind, device=device, backend="onnx")  # type: ignore[call-overload]
         if tokenizer is None:
             raise FileNotFoundError(f"no tokenizer files in model directory {str(path)!r}")
-        return cls(predictor, tokenizer, **kwargs)
+        out = cls(predictor, tokenizer, **kwargs)
+        out.path = str(path)
+        return out
+
+    def sampler(self, config: SamplerConfig | None) -> SamplerConfig:
+        """``config`` with every special token but the filler suppressed: a fill is text."""
+        cfg = config or self.config
+        vocab = getattr(self.tokenizer, "all_special_ids", []) or []
+        named = [self.special.pad, self.special.eos, self.special.mask]
+        ids = {int(i) for i in [*vocab, *named] if i is not None} - {self.special.filler}
+        extra = self._added_special_ids()
+        return replace(cfg, suppress_ids=tuple(sorted(ids | extra | set(cfg.suppress_ids))))
+
+    def _added_special_ids(self) -> set[int]:
+        decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        return {int(i) for i, t in decoder.items() if getattr(t, "special", False)} - {self.special.filler}
 
     def encode(self, text: str) -> tuple[list[int], list[Span]]:
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -107,7 +127,7 @@ class TextRefiner:
             [edits],
             pad_id=int(self.special.pad),  # type: ignore[arg-type]
             window=self.window if window == "default" else window,  # type: ignore[arg-type]
-            config=config or self.config,
+            config=self.sampler(config),
             filler_id=self.special.filler,
             on_step=on_step,
         )[0]
@@ -145,7 +165,7 @@ class TextRefiner:
             lengths,
             pad_id=int(self.special.pad),  # type: ignore[arg-type]
             window=self.window,
-            config=config or self.config,
+            config=self.sampler(config),
             filler_id=self.special.filler,
         )
         best = ranked[0]

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 
 # modules with a ``register(subparsers)`` function, in help order
 COMMAND_MODULES: tuple[str, ...] = (
+    "services.commands.edit",
     "services.commands.bench",
     "services.commands.corpus",
     "services.commands.train",
+    "services.commands.export_onnx",
 )
 
 
@@ -33,9 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight-loading bars are noise on a command line
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, KeyError, UnicodeDecodeError) as exc:
         print(f"remask: error: {exc}", file=sys.stderr)
         return 2
 

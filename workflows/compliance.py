@@ -149,7 +149,8 @@ def _refine(staged: str, pinned: list[Span], rewrite: list[tuple[Span, str]], ba
                             temperature=0.0 if attempt == 0 else 0.8,
                             seed=None if params.seed is None else params.seed + attempt)
         res = fill_spans(refiner.predictor, [ids], [[SpanEdit.remask(s, e) for s, e in pending]],
-                         pad_id=int(sp.pad or 0), window=params.window, config=cfg, filler_id=sp.filler)[0]
+                         pad_id=int(sp.pad or 0), window=params.window, config=refiner.sampler(cfg),
+                         filler_id=sp.filler)[0]
         nfe += res.nfe
         still = []
         for f in res.spans:

@@ -145,7 +145,7 @@ def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefi
     lengths = sorted({max(1, n // 4), max(1, n // 2), n})
     sp = refiner.special
     ranked = infill_variable(refiner.predictor, left, right, lengths, pad_id=int(sp.pad or 0),
-                             window=params.window, config=_sampler(params), filler_id=sp.filler)
+                             window=params.window, config=refiner.sampler(_sampler(params)), filler_id=sp.filler)
     best = ranked[0]
     tokens = [InfillToken(refiner.decode([t]), c, True) for t, c in zip(best.tokens, best.confidence)]
     at = len(prefix)
@@ -195,7 +195,7 @@ def _hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner:
         return "".join(pieces)
 
     out = fill_spans(refiner.predictor, [doc], [edits], pad_id=int(sp.pad or 0), window=params.window,
-                     config=_sampler(params), filler_id=sp.filler,
+                     config=refiner.sampler(_sampler(params)), filler_id=sp.filler,
                      on_step=_snapshots(refiner, on_snapshot, render))[0]
     # rebuild the middle token by token so each keeps its confidence and changed flag
     new_tokens: list[InfillToken] = []

@@ -90,6 +90,8 @@ def repair(code: str, params: RepairParams, refiner: TextRefiner, name: str = "c
         if best is None:
             break
         current, issues = best.text, best.issues
+    if issues:  # not repaired: hand the code back as it came rather than half-edited
+        current, issues = code, before
     edits = compute_edits(code, current, reason="syntax_repair") if current != code else []
     return RepairResult(current, not issues, edits, unified_diff(code, current, name=name),
                         languagetool_matches(code, edits), rounds, tried, before, issues, nfe, audit)
@@ -101,7 +103,7 @@ def _pick(cands: list[Candidate], issue: SyntaxIssue) -> Candidate | None:
         return min(ok, key=lambda c: (c.distance, -c.score))
     # no candidate parses: accept one whose first error moved past this one (progress)
     progress = [c for c in cands if c.issues and c.issues[0].start > issue.end]
-    return min(progress, key=lambda c: (-c.issues[0].start, c.distance, -c.score)) if progress else None
+    return min(progress, key=lambda c: (c.distance, -c.issues[0].start, -c.score)) if progress else None
 
 
 def edit_sites(code: str, issue: SyntaxIssue, offsets: list[Span]) -> list[tuple[int, int, list[int]]]:
@@ -158,7 +160,7 @@ def _round(code: str, issue: SyntaxIssue, lang: str, params: RepairParams,
     nfe = 0
     for cfg in configs:
         results = fill_spans(refiner.predictor, [ids] * len(edits), [[e] for e in edits], pad_id=int(sp.pad or 0),
-                             window=params.window, config=cfg, filler_id=sp.filler)
+                             window=params.window, config=refiner.sampler(cfg), filler_id=sp.filler)
         nfe += results[0].nfe if results else 0
         for e, r in zip(edits, results):
             text = _splice(code, offsets, e, refiner.decode(r.spans[0].tokens))

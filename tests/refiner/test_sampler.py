@@ -23,7 +23,8 @@ def test_fills_expected_tokens_in_expected_steps_and_keeps_context():
     assert res.ids[0].tolist() == [0, 1, 22, 23, 24, 25, 6, 7]  # context never changes
     assert res.nfe == 4
     assert order == [[3], [5], [4], [2]]  # most confident first
-    assert res.confidence[0, 3].item() == pytest.approx(0.8, abs=1e-5)
+    # the mask token is never proposed: its mass is removed and the rest renormalised
+    assert res.confidence[0, 3].item() == pytest.approx(0.8 / (1 - 0.2 / 31), abs=1e-5)
 
 
 def test_even_schedule_two_per_step():
@@ -118,6 +119,14 @@ def test_self_correction_remasks_weak_commits_within_budget():
     assert res.corrections[0].item() >= 1
     assert res.ids[0, 2].item() == 21
     assert not (res.ids == MASK).any()
+
+
+def test_mask_and_suppressed_ids_are_never_proposed():
+    pred = FixedPredictor([MASK] * 8, [0.99] * 8)
+    ids, ed = _problem()
+    res = denoise(pred, ids, ed, config=SamplerConfig(steps=4, suppress_ids=(0,)))
+    filled = res.ids[0, 2:6]
+    assert not (filled == MASK).any() and not (filled == 0).any()
 
 
 def test_bad_config_and_shapes_raise():
