@@ -31,7 +31,7 @@ from refiner.sampling import (
 class SamplerConfig:
     """How to denoise. Every field has a default that works; see each comment for why."""
 
-    steps: int = 32  # forward-pass budget per block under the even schedule
+    steps: int = 32  # forward-pass budget per block (an upper bound in threshold mode too)
     block_length: int | None = None  # semi-AR block size in editable tokens; None = one block
     remasking: str = "low_confidence"  # which masked positions commit first
     threshold: float | None = None  # commit every position above this probability; None = even
@@ -146,8 +146,8 @@ def denoise(
             scores = confidence_scores(probs, proposal, cfg.remasking, gen)
             steps_left = max(1, steps_per_block - step)
             k = torch.ceil(cand.sum(1).float() / steps_left).long()
-            commit = select_commits(scores, cand, k=None if cfg.threshold is not None else k,
-                                    threshold=cfg.threshold, probs_of_chosen=p_chosen)
+            # threshold mode still honours the step budget: at least the even-schedule quota
+            commit = select_commits(scores, cand, k=k, threshold=cfg.threshold, probs_of_chosen=p_chosen)
             xa = torch.where(commit, proposal, xa)
             conf_a = torch.where(commit, p_chosen, conf[idx])
             masked_a = masked[idx] & ~commit

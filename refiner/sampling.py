@@ -106,7 +106,8 @@ def select_commits(
 
     scores, candidates: (B, L); k: (B,) counts for the even schedule; with ``threshold``
     every candidate whose chosen-token probability exceeds it is committed, and at least
-    the best-scoring candidate per row (the Fast-dLLM rule, so every step makes progress).
+    the best-scoring candidate per row (the Fast-dLLM rule, so every step makes progress);
+    with both, at least the k best as well, so a step budget still bounds the passes.
     -> (B, L) bool, a subset of candidates.
     """
     neg = torch.finfo(scores.dtype).min
@@ -117,10 +118,13 @@ def select_commits(
         1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
     )
     best = candidates & (rank == 0)
+    quota = best
+    if k is not None:
+        k_eff = torch.minimum(k, candidates.sum(1)).clamp_min(1)
+        quota = candidates & (rank < k_eff[:, None])
     if threshold is not None:
         p = probs_of_chosen if probs_of_chosen is not None else scores
-        return (candidates & (p > threshold)) | best
+        return (candidates & (p > threshold)) | quota
     if k is None:
         raise ValueError("select_commits needs either k or threshold")
-    k_eff = torch.minimum(k, candidates.sum(1)).clamp_min(1)
-    return candidates & (rank < k_eff[:, None])
+    return quota

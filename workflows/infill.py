@@ -125,8 +125,32 @@ def infill(
     return res
 
 
+def fit_context(prefix: str, suffix: str, tokenizer: Any, budget: int) -> tuple[str, str]:
+    """Trim the prefix from the left and the suffix from the right to ``budget`` tokens.
+
+    Editors send whole files; the text next to the cursor matters most, so the prefix keeps
+    up to three quarters of the budget and the suffix the rest (or whatever it leaves).
+    """
+    def offsets(text: str) -> list[tuple[int, int]]:
+        return [tuple(o) for o in tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+
+    p_off, s_off = offsets(prefix), offsets(suffix)
+    if len(p_off) + len(s_off) <= budget:
+        return prefix, suffix
+    s_keep = min(len(s_off), max(budget // 4, budget - len(p_off)))
+    p_keep = min(len(p_off), budget - s_keep)
+    new_prefix = prefix[p_off[len(p_off) - p_keep][0]:] if p_keep else ""
+    new_suffix = suffix[: s_off[s_keep - 1][1]] if s_keep else ""
+    return new_prefix, new_suffix
+
+
 def _draft(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> Any:
     from drafter.params import GenerationParams
+
+    ctx = getattr(drafter, "context_length", None)
+    if ctx:
+        # room for the sentinels (and a start token) and the middle itself
+        prefix, suffix = fit_context(prefix, suffix, drafter.tokenizer, ctx - params.max_tokens - 8)
 
     gp = GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
                           top_p=params.top_p, stop=params.stop, seed=params.seed)

@@ -13,6 +13,8 @@ from typing import Any
 # name -> module in bench/
 BENCHMARKS: dict[str, str] = {
     "sampler": "bench.sampler",
+    "drafter": "bench.drafter",
+    "quality": "bench.quality",
 }
 
 

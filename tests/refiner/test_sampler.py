@@ -38,8 +38,11 @@ def test_threshold_commits_at_least_one_per_step():
     # every probability is below the threshold: exactly one commit per step
     pred = FixedPredictor([20] * 8, [0.3] * 8)
     ids, ed = _problem()
-    res = denoise(pred, ids, ed, config=SamplerConfig(steps=1, threshold=0.9))
+    res = denoise(pred, ids, ed, config=SamplerConfig(steps=64, threshold=0.9))
     assert res.nfe == 4
+    # the step budget still bounds the passes: 4 masks in 2 steps
+    res = denoise(pred, ids, ed, config=SamplerConfig(steps=2, threshold=0.9))
+    assert res.nfe == 2
     # all above: one step
     pred = FixedPredictor([20] * 8, [0.95] * 8)
     res = denoise(pred, ids, ed, config=SamplerConfig(steps=64, threshold=0.9))

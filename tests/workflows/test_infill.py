@@ -40,3 +40,15 @@ def test_errors(tiny_refiner):
         infill("", "", InfillParams(mode="diffusion"), tiny_refiner)
     with pytest.raises(ValueError, match="needs a drafter"):
         infill("a", "b", InfillParams(mode="hybrid"), tiny_refiner, None)
+
+
+def test_long_context_is_trimmed_to_fit_the_drafter(tiny_drafter, tiny_refiner):
+    from workflows.infill import fit_context
+
+    tok = tiny_drafter.tokenizer
+    prefix, suffix = "x = 1\n" * 400, "y = 2\n" * 400
+    p, s = fit_context(prefix, suffix, tok, 100)
+    n = len(tok(p, add_special_tokens=False)["input_ids"]) + len(tok(s, add_special_tokens=False)["input_ids"])
+    assert n <= 100 and prefix.endswith(p) and suffix.startswith(s) and len(p) > len(s)
+    res = infill(prefix, suffix, InfillParams(mode="hybrid", max_tokens=8), tiny_refiner, tiny_drafter)
+    assert res.start == len(prefix)
