@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "sampler": "bench.sampler",
     "drafter": "bench.drafter",
     "quality": "bench.quality",
+    "models": "bench.models",
 }
 
 
