@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 from refiner.model import MODEL_TYPE, RefinerModel
 from refiner.tokens import SpecialIds, special_ids
+
+if TYPE_CHECKING:
+    from backends import Backend
+    from refiner.onnx_backend import OnnxMaskPredictor
 
 Kind = Literal["auto", "native", "masked_lm", "llada", "dream"]
 
@@ -108,18 +112,41 @@ def detect_kind(path: str | Path) -> Kind:
     return "masked_lm"
 
 
+@overload
+def load_predictor(
+    path: str | Path,
+    kind: Kind = ...,
+    device: str | torch.device = ...,
+    dtype: torch.dtype = ...,
+    backend: Literal["torch"] = ...,
+) -> tuple[HFMaskPredictor, Any]: ...
+@overload
+def load_predictor(
+    path: str | Path,
+    kind: Kind = ...,
+    device: str | torch.device = ...,
+    dtype: torch.dtype = ...,
+    *,
+    backend: Literal["onnx"],
+) -> tuple[OnnxMaskPredictor, Any]: ...
 def load_predictor(
     path: str | Path,
     kind: Kind = "auto",
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-) -> tuple[HFMaskPredictor, Any]:
+    backend: Backend = "torch",
+) -> tuple[HFMaskPredictor | OnnxMaskPredictor, Any]:
     """Load a mask predictor and its tokenizer from a local directory.
 
     ``kind="auto"`` reads ``config.json``: the native refiner, LLaDA-style and Dream-style
     checkpoints (both loaded with ``trust_remote_code``), else any ``AutoModelForMaskedLM``.
     The mask id always comes from the config or the tokenizer, never from a constant.
+    ``backend="onnx"`` runs the network in ONNX Runtime instead, from an export cached in
+    ``<path>/onnx`` (built from the torch weights when missing or stale; see
+    :mod:`refiner.onnx_backend`).
     """
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"model directory {str(path)!r} does not exist")
@@ -136,7 +163,8 @@ def load_predictor(
         model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype)
     else:
         model = AutoModel.from_pretrained(path, trust_remote_code=True, dtype=dtype)
-    model = model.to(device).eval()
+    # the ONNX backend only traces the torch model: keep it on the CPU, ORT picks the device
+    model = model.to("cpu" if backend == "onnx" else device).eval()
     max_len = getattr(config, "max_position_embeddings", None) or getattr(
         config, "max_sequence_length", None
     )
@@ -148,4 +176,8 @@ def load_predictor(
         name=path.name,
         special=special,
     )
+    if backend == "onnx":
+        from refiner.onnx_backend import onnx_predictor
+
+        return onnx_predictor(predictor, path, device=str(device)), tokenizer
     return predictor, tokenizer

@@ -6,9 +6,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${1:-dev,onnx}"
 PY="${PYTHON:-python3}"
+# onnxruntime and onnxruntime-gpu provide the same module: never both (see pyproject.toml)
+has_extra() { case ",${EXTRAS}," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+if has_extra onnx && has_extra gpu; then
+    echo "bootstrap: choose one of the extras 'onnx' (CPU) and 'gpu' (CUDA), not both" >&2
+    exit 2
+fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
+# onnxruntime and onnxruntime-gpu provide the same module: remove the one not asked for
+if has_extra gpu; then
+    .venv/bin/python -m pip uninstall --quiet --yes onnxruntime || true
+elif has_extra onnx; then
+    .venv/bin/python -m pip uninstall --quiet --yes onnxruntime-gpu || true
+fi
 .venv/bin/python -m pip install --quiet -e ".[${EXTRAS}]"
