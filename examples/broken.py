@@ -1,0 +1,5 @@
+def mean(values)
+    total = 0
+    for v in values:
+        total += v
+    return total / len(values)
