@@ -1,0 +1,428 @@
+"""The training loop shared by the drafter and the refiner.
+
+A trainer hands the loop a :class:`Task` (a model, a loss on one batch, held-out metrics,
+a way to save the finished model) and the data; the loop owns everything else: AdamW with
+warmup and cosine decay to ``min_lr_ratio`` of the peak, gradient clipping, a step or time
+budget, a tqdm bar, periodic held-out evaluation, a JSON-lines log, atomic checkpoints and
+exact resumption, bfloat16 autocast on CUDA (float32 on CPU) and optional ``torch.compile``
+applied here, at the edge, so models never know about it.
+
+Files in the output directory::
+
+    checkpoint.pt     resume state: model, optimizer, step, tokens, elapsed time, RNG, data
+                      position (written to a temporary file, then renamed over the old one)
+    train_log.jsonl   one line per logged step: step, tokens, loss, held_out_loss, lr, elapsed
+    training.json     parameters, hardware, wall time, steps, tokens, final losses
+    .gitignore        keeps checkpoint.pt (optimizer state: 3x the model) out of git
+    + the model and tokenizer files written by ``Task.save_pretrained``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from training import files
+from training.checkpoint import (
+    CHECKPOINT_FILE,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from training.data import PackedBatches, held_out_batches
+from training.hardware import describe_hardware, pick_device
+
+LOG_FILE = "train_log.jsonl"
+INFO_FILE = "training.json"
+
+# ids (B, L) on the CPU -> logits (B, L, V) on the training device
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Task(Protocol):
+    """What a trainer plugs into the loop."""
+
+    name: str  # "drafter" | "refiner": recorded in checkpoints, checked on resume
+
+    @property
+    def model(self) -> nn.Module:
+        """The model being trained (never compiled: the loop compiles at the edge)."""
+        ...
+
+    def train_loss(
+        self, forward: Forward, batch: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Differentiable loss of one (B, L) batch at ``step``, and figures to log."""
+        ...
+
+    def eval_metrics(self, forward: Forward, batch: torch.Tensor, index: int) -> dict[str, float]:
+        """Held-out figures of one fixed batch; must include ``"loss"``."""
+        ...
+
+    def save_pretrained(self, directory: Path) -> None:
+        """Write the model (``save_pretrained``) and its tokenizer into ``directory``."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Model config, objective settings and the like, for ``training.json``."""
+        ...
+
+
+@dataclass
+class LoopConfig:
+    """Settings of one training run; all of them land in ``training.json``."""
+
+    out_dir: Path
+    seed: int = 0
+    max_steps: int | None = None  # a step budget ...
+    time_budget: float | None = None  # ... or seconds of wall time (both: whichever ends first)
+    batch_size: int = 16
+    seq_len: int = 256
+    lr: float = 2e-3  # small models tolerate (and need, on a short budget) a high peak
+    min_lr_ratio: float = 0.1  # cosine decays to this share of the peak, not to zero
+    warmup_steps: int = 50
+    weight_decay: float = 0.1  # on matrices and embeddings only, never on norms
+    betas: tuple[float, float] = (0.9, 0.95)  # beta2 < 0.999: steadier with few, large steps
+    grad_clip: float = 1.0
+    eval_every: int = 100  # steps between held-out evaluations (and a final one)
+    eval_batches: int = 4
+    checkpoint_every: int = 100  # steps between checkpoints (and a final one)
+    log_every: int = 10
+    compile: bool = False
+    device: str = "auto"  # "auto": cuda when available, else cpu
+    threads: int | None = None  # torch intra-op threads on CPU; None: torch's default
+    resume: bool = False
+    progress: bool = True  # the tqdm bar (stderr)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a budget or setting that cannot train."""
+        if self.max_steps is None and self.time_budget is None:
+            raise ValueError("give a budget: --time-budget SECONDS or --max-steps N")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ValueError(f"--max-steps must be positive, got {self.max_steps}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"--time-budget must be positive seconds, got {self.time_budget}")
+        for name in ("batch_size", "seq_len", "eval_every", "eval_batches",
+                     "checkpoint_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+    def as_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out_dir"] = str(self.out_dir)
+        return d
+
+
+@dataclass
+class TrainResult:
+    """What a run did; the same figures as ``training.json``."""
+
+    info: dict[str, Any]
+    out_dir: Path
+
+
+def learning_rate(cfg: LoopConfig, step: int, progress: float) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine from the peak to ``min_lr_ratio``.
+
+    ``progress`` in [0, 1] is the share of the budget spent (steps or seconds), so a time
+    budget gets a full cosine even though its step count is unknown in advance.
+    """
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    p = min(max(progress, 0.0), 1.0)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * p))
+    return cfg.lr * warm * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine)
+
+
+def budget_progress(cfg: LoopConfig, step: int, elapsed: float) -> float:
+    """Share of the budget spent: the larger of the step share and the time share."""
+    shares = [0.0]
+    if cfg.max_steps:
+        shares.append(step / cfg.max_steps)
+    if cfg.time_budget:
+        shares.append(elapsed / cfg.time_budget)
+    return max(shares)
+
+
+def make_optimizer(model: nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on tensors of rank >= 2 (matrices, embeddings) only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    # the fused kernel: one launch for all parameters on CUDA; the CPU keeps the default
+    fused = bool(params) and params[0].device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None)
+
+
+def make_forward(module: nn.Module, device: torch.device) -> Forward:
+    """Wrap a (possibly compiled) model as ids -> logits on ``device``.
+
+    bfloat16 autocast on CUDA: tensor cores, no loss scaling needed. On CPU float32: these
+    CPUs lack bfloat16 arithmetic and emulating it is slower than float32.
+    """
+    amp = device.type == "cuda"
+
+    def forward(ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = module(input_ids=ids)
+        return out.logits  # type: ignore[no-any-return]
+
+    return forward
+
+
+@torch.no_grad()
+def evaluate(task: Task, forward: Forward, batches: list[torch.Tensor]) -> dict[str, float]:
+    """Mean of the task's held-out figures over the fixed batches."""
+    task.model.eval()
+    sums: dict[str, float] = {}
+    for i, batch in enumerate(batches):
+        for key, value in task.eval_metrics(forward, batch, i).items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+    task.model.train()
+    return {key: value / len(batches) for key, value in sums.items()}
+
+
+class JsonlLog:
+    """The training log: one JSON object per line, appended as it goes."""
+
+    def __init__(self, path: Path, resume_step: int | None) -> None:
+        self.path = path
+        kept: list[str] = []
+        if resume_step is not None and path.is_file():
+            # lines written after the checkpoint belong to steps that will be run again
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= resume_step:
+                        kept.append(line + "\n")
+                except json.JSONDecodeError:
+                    break  # a line cut short by a crash ends the usable log
+        files.write_text(path, "".join(kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        # opened per line (every log_every steps): a crash loses at most the line being written
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def write_final(self, record: dict[str, Any]) -> None:
+        """Append ``record``, or merge it into the last line when that is the same step."""
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        if lines and json.loads(lines[-1]).get("step") == record["step"]:
+            last = json.loads(lines[-1])
+            merged = last | {k: v for k, v in record.items() if v is not None}
+            lines[-1] = json.dumps(merged)
+            files.write_text(self.path, "".join(line + "\n" for line in lines))
+        else:
+            self.write(record)
+
+
+def run_training(
+    task: Task,
+    train: PackedBatches,
+    held_out: list[torch.Tensor],
+    cfg: LoopConfig,
+    extra_info: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``task.model`` on ``train`` within the budget; save checkpoints and the model.
+
+    Raises ``FileNotFoundError`` on ``--resume`` with no checkpoint, ``ValueError`` for a
+    checkpoint that cannot be read or belongs to another run, and ``ValueError`` when a
+    fresh run would overwrite an existing checkpoint.
+    """
+    cfg.validate()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    files.write_text(out / ".gitignore", f"{CHECKPOINT_FILE}\n.*.tmp\n")
+    ckpt_path = out / CHECKPOINT_FILE
+    if ckpt_path.exists() and not cfg.resume:
+        raise ValueError(
+            f"{ckpt_path} exists: pass --resume to continue that run, or remove it "
+            "(or pick another --out) to start over"
+        )
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    model = task.model.to(device)
+    optimizer = make_optimizer(model, cfg)
+
+    step, tokens, elapsed_before = 0, 0, 0.0
+    recent: list[float] = []  # train losses since the last log line
+    if cfg.resume:
+        state = load_checkpoint(ckpt_path, task.name, task.describe())
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        train.load_state_dict(state["data"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        step, tokens, elapsed_before = state["step"], state["tokens"], state["elapsed"]
+        recent = list(state.get("recent_losses", []))
+    module: nn.Module = torch.compile(model) if cfg.compile else model  # type: ignore[assignment]
+    forward = make_forward(module, device)
+    log = JsonlLog(out / LOG_FILE, step if cfg.resume else None)
+
+    def checkpoint(elapsed: float) -> None:
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        save_checkpoint(ckpt_path, {
+            "task": task.name, "describe": task.describe(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "data": train.state_dict(), "rng": rng,
+            "step": step, "tokens": tokens, "elapsed": elapsed, "loop": cfg.as_json(),
+            "recent_losses": list(recent),  # the next log line averages over these too
+        })
+
+    bar = _progress_bar(cfg, step, elapsed_before)
+    t0 = time.perf_counter()
+    elapsed = elapsed_before
+    last_eval: dict[str, float] = {}
+    step_time = eval_time = 0.0
+    model.train()
+    try:
+        while True:
+            elapsed = elapsed_before + time.perf_counter() - t0
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+            # stop before a step that would overrun the budget, final evaluations included
+            # (held-out + train probe: about two evaluations; before the first one, guess
+            # that an evaluation batch costs what a training step does)
+            finish = 2 * (eval_time if eval_time else cfg.eval_batches * step_time)
+            if cfg.time_budget is not None and elapsed + step_time + finish > cfg.time_budget:
+                break
+            t_step = time.perf_counter()
+            lr = learning_rate(cfg, step, budget_progress(cfg, step, elapsed))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = next(train)
+            loss, _ = task.train_loss(forward, batch, step)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss is {loss.item()} at step {step}; lower --lr or resume from "
+                    f"{ckpt_path}"
+                )
+            loss.backward()  # type: ignore[no-untyped-call]
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens += batch.numel()
+            recent.append(float(loss.detach()))
+            step_time = time.perf_counter() - t_step
+            elapsed = elapsed_before + time.perf_counter() - t0
+
+            evaluated = step % cfg.eval_every == 0
+            if evaluated:
+                t_eval = time.perf_counter()
+                last_eval = evaluate(task, forward, held_out)
+                eval_time = time.perf_counter() - t_eval
+            if step % cfg.log_every == 0 or evaluated:
+                log.write(_record(step, tokens, recent, last_eval if evaluated else None,
+                                  lr, elapsed))
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}",
+                                held_out=f"{last_eval.get('loss', float('nan')):.3f}",
+                                lr=f"{lr:.2e}", refresh=False)
+                recent = []
+            if step % cfg.checkpoint_every == 0:
+                checkpoint(elapsed_before + time.perf_counter() - t0)
+            _advance(bar, cfg, step, elapsed)
+        final_eval = evaluate(task, forward, held_out)
+        final_train = evaluate(task, forward, train_probe(train, cfg.eval_batches))
+        elapsed = elapsed_before + time.perf_counter() - t0
+        log.write_final(_record(step, tokens, recent, final_eval, lr_now(cfg, step, elapsed),
+                                elapsed))
+        checkpoint(elapsed)
+    finally:
+        bar.close()
+
+    save_final_model(task, out)
+    info = {
+        "task": task.name,
+        **task.describe(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "loop": cfg.as_json(),
+        "hardware": describe_hardware(device, cfg.threads),
+        "steps": step,
+        "tokens_seen": tokens,
+        "wall_time_s": round(elapsed, 1),
+        "tokens_per_s": round(tokens / elapsed, 1) if elapsed > 0 else None,
+        "final_train_loss": round(final_train["loss"], 4),
+        "final_held_out_loss": round(final_eval["loss"], 4),
+        "final_train": {k: round(v, 4) for k, v in final_train.items()},
+        "final_held_out": {k: round(v, 4) for k, v in final_eval.items()},
+        **(extra_info or {}),
+    }
+    info = json.loads(json.dumps(info))  # tuples become lists: the same value as the file
+    files.write_json(out / INFO_FILE, info)
+    return TrainResult(info=info, out_dir=out)
+
+
+def lr_now(cfg: LoopConfig, step: int, elapsed: float) -> float:
+    return learning_rate(cfg, step, budget_progress(cfg, step, elapsed))
+
+
+def save_final_model(task: Task, out: Path) -> None:
+    """``save_pretrained`` into a temporary folder beside ``out``, then rename file by file."""
+    tmp = files.temporary_dir_beside(out / "model")
+    try:
+        task.save_pretrained(tmp)
+        files.replace_files_from(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_probe(train: PackedBatches, n_batches: int) -> list[torch.Tensor]:
+    """Fixed training windows measured exactly like the held-out ones.
+
+    The final train loss is this held-out-style figure on training text (not the noisy,
+    augmented last-step loss), so the two final losses compare like with like.
+    """
+    return held_out_batches(train.stream, train.seq_len, train.batch_size, n_batches)
+
+
+def _record(
+    step: int, tokens: int, losses: list[float] | None, held: dict[str, float] | None,
+    lr: float, elapsed: float,
+) -> dict[str, Any]:
+    """One log line; ``loss`` is the mean training loss since the previous line."""
+    record: dict[str, Any] = {
+        "step": step, "tokens": tokens,
+        "loss": round(sum(losses) / len(losses), 5) if losses else None,
+        "held_out_loss": round(held["loss"], 5) if held else None,
+        "lr": lr, "elapsed": round(elapsed, 2),
+    }
+    if held:
+        record.update({f"held_out_{k}": round(v, 5) for k, v in held.items() if k != "loss"})
+    return record
+
+
+def _progress_bar(cfg: LoopConfig, step: int, elapsed: float) -> tqdm:
+    if cfg.max_steps is not None:
+        return tqdm(total=cfg.max_steps, initial=step, unit="step", disable=not cfg.progress,
+                    dynamic_ncols=True)
+    budget = float(cfg.time_budget or 0)
+    return tqdm(total=round(budget), initial=round(elapsed), unit="s", disable=not cfg.progress,
+                dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s {postfix}")
+
+
+def _advance(bar: tqdm, cfg: LoopConfig, step: int, elapsed: float) -> None:
+    target = step if cfg.max_steps is not None else min(round(elapsed), bar.total)
+    if target > bar.n:
+        bar.update(target - bar.n)

@@ -1,0 +1,179 @@
+"""Train the default drafter: a small Llama causal LM with fill-in-the-middle augmentation.
+
+The drafter is a plain transformers ``LlamaForCausalLM`` (tied embeddings), so everything
+that loads a causal LM loads it: ``AutoModelForCausalLM.from_pretrained(out_dir)``. Shapes
+are named presets (:data:`DRAFTER_PRESETS`); the vocabulary and the special-token ids come
+from the tokenizer. It trains on the same packed windows as the refiner, a share of whose
+document pieces are rearranged for FIM (:mod:`training.fim`).
+
+Held-out figures (fixed batches): ``loss``, the next-token cross-entropy on plain text, the
+figure perplexity is computed from; ``fim_loss``, the cross-entropy of the middle tokens
+(and the EOS that ends them) of FIM-rearranged held-out windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from refiner.tokens import EOS, PAD
+from training.data import copy_tokenizer, load_training_data, step_seed
+from training.fim import IGNORE, FimIds, FimSpec, fim_batch
+from training.loop import Forward, LoopConfig, TrainResult, run_training
+from training.model_card import write_card
+
+EVAL_SEED = 4321
+
+
+@dataclass(frozen=True)
+class DrafterPreset:
+    """A named drafter shape; vocabulary and token ids come from the tokenizer."""
+
+    hidden_size: int
+    intermediate_size: int  # SwiGLU: ~8/3 of hidden keeps MLP FLOPs near a 4x GELU MLP
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int  # = heads: at this size grouped-query attention saves nothing
+    max_position_embeddings: int
+
+
+DRAFTER_PRESETS: dict[str, DrafterPreset] = {
+    # tests: milliseconds per step
+    "tiny": DrafterPreset(32, 64, 2, 4, 4, 512),
+    # shipped default: the refiner's shape, ~7M parameters with an 8k vocabulary (~28 MB)
+    "default": DrafterPreset(256, 688, 6, 4, 4, 1024),
+}
+
+
+def drafter_config(name: str, tokenizer: Any, **overrides: Any) -> LlamaConfig:
+    """A ``LlamaConfig`` of preset ``name`` for ``tokenizer`` (tied embeddings)."""
+    if name not in DRAFTER_PRESETS:
+        raise KeyError(f"unknown drafter preset {name!r}; known: {sorted(DRAFTER_PRESETS)}")
+    vocab: dict[str, int] = tokenizer.get_vocab()
+    eos, pad = vocab.get(EOS), vocab.get(PAD)
+    if eos is None:
+        raise ValueError(f"the tokenizer has no {EOS} token; the drafter needs one")
+    fields: dict[str, Any] = asdict(DRAFTER_PRESETS[name]) | {
+        "vocab_size": len(tokenizer),
+        "tie_word_embeddings": True,  # halves the embedding parameters: < 40 MB on disk
+        "eos_token_id": eos,
+        "bos_token_id": eos,  # no BOS token: documents follow an EOS, as in the packed data
+        "pad_token_id": pad,
+        "rms_norm_eps": 1e-5,
+    }
+    return LlamaConfig(**(fields | overrides))
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy. logits: (B, L, V); labels: (B, L), -100 ignored."""
+    return F.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]),  # (B*(L-1), V)
+        labels[:, 1:].reshape(-1).to(logits.device),
+        ignore_index=IGNORE,
+    )
+
+
+def middle_labels(ids: torch.Tensor, fim: FimIds) -> torch.Tensor:
+    """Labels of only the tokens after each ``<|fim_middle|>`` up to its EOS; -100 elsewhere."""
+    labels = torch.full_like(ids, IGNORE)
+    for r, row in enumerate(ids.tolist()):
+        inside = False
+        for i, tid in enumerate(row):
+            if inside:
+                labels[r, i] = tid
+                inside = tid != fim.eos
+            elif tid == fim.middle:
+                inside = True
+    return labels
+
+
+class DrafterTask:
+    """The drafter's side of the training loop."""
+
+    name = "drafter"
+
+    def __init__(
+        self, model: LlamaForCausalLM, tokenizer: Any, fim: FimSpec,
+        tokenizer_dir: str | Path, seed: int, preset: str,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.fim = fim
+        self.ids = FimIds.from_tokenizer(tokenizer)
+        self.tokenizer_dir = tokenizer_dir
+        self.seed = seed
+        self.preset = preset
+
+    def _rng(self, seed: int, index: int) -> np.random.Generator:
+        return np.random.default_rng(step_seed(seed, index, salt=1))
+
+    def train_loss(
+        self, forward: Forward, batch: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        ids, labels = fim_batch(batch, self.tokenizer, self.ids, self.fim, self._rng(self.seed, step))
+        loss = causal_lm_loss(forward(ids), labels)
+        return loss, {"padding": float((labels == IGNORE).float().mean())}
+
+    def eval_metrics(self, forward: Forward, batch: torch.Tensor, index: int) -> dict[str, float]:
+        plain = causal_lm_loss(forward(batch), batch)
+        every_piece = FimSpec(rate=1.0, spm_share=self.fim.spm_share, min_chars=self.fim.min_chars,
+                              margin=self.fim.margin)
+        ids, _ = fim_batch(batch, self.tokenizer, self.ids, every_piece,
+                           self._rng(EVAL_SEED, index))
+        mid = middle_labels(ids, self.ids)
+        fim = causal_lm_loss(forward(ids), mid) if bool((mid != IGNORE).any()) else plain
+        return {"loss": float(plain), "fim_loss": float(fim)}
+
+    def save_pretrained(self, directory: Path) -> None:
+        self.model.save_pretrained(directory, safe_serialization=True)
+        copy_tokenizer(self.tokenizer_dir, directory)
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.model.config
+        keys = ("vocab_size", *DrafterPreset.__dataclass_fields__, "tie_word_embeddings",
+                "eos_token_id", "bos_token_id", "pad_token_id")
+        return {
+            "preset": self.preset,
+            "model_config": {k: getattr(cfg, k) for k in keys},
+            "fim": {**asdict(self.fim), "orders": {
+                "psm": "<|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> middle "
+                       "<|endoftext|>",
+                "spm": "<|fim_prefix|> <|fim_suffix|> suffix <|fim_middle|> prefix middle "
+                       "<|endoftext|>",
+                "level": "characters of a document piece, each part tokenised on its own",
+            }},
+        }
+
+
+def train_drafter(
+    corpus_dir: str | Path,
+    tokenizer_dir: str | Path,
+    preset: str,
+    loop: LoopConfig,
+    fim: FimSpec | None = None,
+    command: str | None = None,
+    **model_overrides: Any,
+) -> TrainResult:
+    """Train a drafter of ``preset`` shape on the corpus; save it to ``loop.out_dir``."""
+    loop.validate()
+    data = load_training_data(corpus_dir, tokenizer_dir, loop.seq_len, loop.batch_size,
+                              loop.seed, loop.eval_batches)
+    config = drafter_config(preset, data.tokenizer, **model_overrides)
+    if loop.seq_len > config.max_position_embeddings:
+        raise ValueError(
+            f"--seq-len {loop.seq_len} exceeds the {preset!r} preset's "
+            f"max_position_embeddings ({config.max_position_embeddings})"
+        )
+    torch.manual_seed(loop.seed)
+    model = LlamaForCausalLM(config)
+    task = DrafterTask(model, data.tokenizer, fim or FimSpec(), tokenizer_dir, loop.seed, preset)
+    extra = {"data": data.info, "command": command}
+    result = run_training(task, data.train, data.held_out, loop, extra_info=extra)
+    write_card(result.out_dir)  # README.md + loss_curve.svg, unless a hand-written card exists
+    return result
