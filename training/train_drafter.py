@@ -48,6 +48,8 @@ DRAFTER_PRESETS: dict[str, DrafterPreset] = {
     "tiny": DrafterPreset(32, 64, 2, 4, 4, 512),
     # shipped default: the refiner's shape, ~7M parameters with an 8k vocabulary (~28 MB)
     "default": DrafterPreset(256, 688, 6, 4, 4, 1024),
+    # the refiner's "cpu" shape: ~3.3M parameters, what an hour of 2-core CPU can train
+    "cpu": DrafterPreset(192, 512, 4, 3, 3, 1024),
 }
 
 
