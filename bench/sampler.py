@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", type=int, default=240, help="tokens of context each side in the baseline")
     p.add_argument("--window", type=int, default=64, help="tokens of context each side in the fast path")
     p.add_argument("--threshold", type=float, default=0.9, help="commit threshold of the fast path")
+    p.add_argument("--no-cache", action="store_true", help="fast path without the approximate context cache")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -111,14 +112,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base_out.append(r.spans[0].raw_tokens)
     base_s = time.perf_counter() - t0
 
-    fast_cfg = SamplerConfig(steps=args.span, threshold=args.threshold)
-    t0 = time.perf_counter()
-    res = fill_spans(pred, [d for d, _ in cases], [[e] for _, e in cases], pad, window=args.window, config=fast_cfg)
-    fast_s = time.perf_counter() - t0
-    fast_out = [r.spans[0].raw_tokens for r in res]
+    def fast(cache: bool) -> tuple[float, Any, list[list[int]]]:
+        cfg = SamplerConfig(steps=args.span, threshold=args.threshold, cache=cache)
+        t0 = time.perf_counter()
+        res = fill_spans(pred, [d for d, _ in cases], [[e] for _, e in cases], pad, window=args.window, config=cfg)
+        return time.perf_counter() - t0, res, [r.spans[0].raw_tokens for r in res]
+
+    nocache_s, nocache_res, nocache_out = fast(False)
+    fast_s, res, fast_out = fast(not args.no_cache)
 
     b_acc, b_exact = _accuracy(cases, base_out)
     f_acc, f_exact = _accuracy(cases, fast_out)
+    n_acc, n_exact = _accuracy(cases, nocache_out)
     return {
         "model": name,
         "cases": len(cases),
@@ -127,8 +132,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "span_exact": round(b_exact, 2), "tokens_fed": 2 * context + args.span},
         "fast": {"nfe": res[0].nfe, "seconds": round(fast_s, 3), "exact_match": round(f_acc, 2),
                  "span_exact": round(f_exact, 2), "tokens_fed": res[0].row_tokens,
-                 "threshold": args.threshold, "window": args.window},
+                 "threshold": args.threshold, "window": args.window, "cache": not args.no_cache},
         "speedup": round(base_s / fast_s, 2),
+        "fast_without_cache": {"nfe": nocache_res[0].nfe, "seconds": round(nocache_s, 3),
+                               "exact_match": round(n_acc, 2), "span_exact": round(n_exact, 2),
+                               "speedup": round(base_s / nocache_s, 2)},
         "locality": _locality(pred, pad, docs, args),
     }
 
@@ -138,7 +146,7 @@ def _locality(pred: HFMaskPredictor, pad: int, docs: list[list[int]], args: argp
     stream = [t for d in docs for t in d]
     while len(stream) < 8000:
         stream = stream + stream
-    cfg = SamplerConfig(steps=16, threshold=args.threshold)
+    cfg = SamplerConfig(steps=16, threshold=args.threshold, cache=not args.no_cache)
 
     def timed(n: int) -> float:
         doc = stream[:n]

@@ -148,6 +148,26 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
         self.o_proj.residual_out = True  # type: ignore[assignment]
 
+    def project(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> q, k, v each (B, nh, T, hd), rotary applied to q and k."""
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).split(c, dim=-1)
+        q = q.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        k = k.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        v = v.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """q (B, nh, Tq, hd) over k, v (B, nh, Tk, hd) -> (B, Tq, C)."""
+        # bidirectional: the only mask hides padding keys; key_mask is (B, 1, 1, Tk) bool
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=False)
+        b, _, tq, _ = q.shape
+        return self.o_proj(y.transpose(1, 2).reshape(b, tq, -1))  # (B, Tq, C)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -155,17 +175,8 @@ class Attention(nn.Module):
         sin: torch.Tensor,
         key_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        b, t, c = x.shape
-        q, k, v = self.qkv(x).split(c, dim=-1)
-        # (B, T, C) -> (B, nh, T, hd)
-        q = q.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
-        k = k.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
-        v = v.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # bidirectional: the only mask hides padding keys; key_mask is (B, 1, 1, T) bool
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=False)
-        y = y.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
-        return self.o_proj(y)
+        q, k, v = self.project(x, cos, sin)
+        return self.attend(q, k, v, key_mask)
 
 
 class SwiGLU(nn.Module):
@@ -193,6 +204,56 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin, key_mask)
         return x + self.mlp(self.mlp_norm(x))
+
+    def forward_recording(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The full pass, also returning this layer's keys and values for a context cache."""
+        q, k, v = self.attn.project(self.attn_norm(x), cos, sin)
+        x = x + self.attn.attend(q, k, v, key_mask)
+        return x + self.mlp(self.mlp_norm(x)), k, v
+
+    def forward_active(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        key_mask: torch.Tensor | None,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Run only the active positions; their fresh k/v overwrite the cache at ``index``.
+
+        x: (B, P, C) active hidden states; keys, values: (B, nh, L, hd) cached for all
+        positions (updated in place); index: (B, nh, P, hd) scatter index of the positions.
+        """
+        q, k, v = self.attn.project(self.attn_norm(x), cos, sin)
+        keys.scatter_(2, index, k)
+        values.scatter_(2, index, v)
+        x = x + self.attn.attend(q, keys, values, key_mask)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+@dataclass
+class ContextCache:
+    """Per-layer keys and values of a whole window, each (B, nh, L, hd).
+
+    The approximation that makes it pay (Fast-dLLM's "dual cache"): context positions keep
+    the keys and values computed when the cache was built, while the positions being denoised
+    are recomputed every step. Refreshing at each block bounds the drift.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    def select(self, rows: torch.Tensor) -> ContextCache:
+        return ContextCache([k[rows] for k in self.keys], [v[rows] for v in self.values])
+
+    @torch.inference_mode()  # the tensors were made in inference mode: update them there
+    def update(self, rows: torch.Tensor, part: ContextCache) -> None:
+        for full, new in zip(self.keys + self.values, part.keys + part.values):
+            full[rows] = new
 
 
 class RefinerModel(PreTrainedModel):
@@ -264,6 +325,54 @@ class RefinerModel(PreTrainedModel):
             x = layer(x, cos, sin, key_mask)
         logits = self.lm_head(self.norm(x)).float()
         return MaskedLMOutput(logits=logits)
+
+    def _tables(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        head_dim = self.config.hidden_size // self.config.num_attention_heads
+        return rotary_tables(position_ids, head_dim, self.config.rope_theta, dtype)
+
+    @torch.inference_mode()
+    def predict_at(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: ContextCache | None = None,
+        build_cache: bool = False,
+    ) -> tuple[torch.Tensor, ContextCache | None]:
+        """Logits only where they are needed: (B, L) ids, (B, P) positions -> (B, P, V).
+
+        The output layer (an 8k-way projection, a third of the compute) runs only at
+        ``positions``. With ``cache``, only those positions go through the layers at all,
+        attending to the cached context (see :class:`ContextCache`); ``build_cache`` runs
+        the full pass and returns a new cache.
+        """
+        b, t = input_ids.shape
+        key_mask = None
+        if not bool(attention_mask.all()):
+            key_mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, L)
+        if cache is None:
+            x = self.embed_tokens(input_ids)  # (B, L, C)
+            cos, sin = self._tables(torch.arange(t, device=input_ids.device).expand(b, t), x.dtype)
+            keys: list[torch.Tensor] = []
+            values: list[torch.Tensor] = []
+            for layer in self.layers:
+                if build_cache:
+                    x, k, v = layer.forward_recording(x, cos, sin, key_mask)
+                    keys.append(k)
+                    values.append(v)
+                else:
+                    x = layer(x, cos, sin, key_mask)
+            h = x.gather(1, positions[..., None].expand(-1, -1, x.shape[-1]))  # (B, P, C)
+            new_cache = ContextCache(keys, values) if build_cache else None
+            return self.lm_head(self.norm(h)).float(), new_cache
+        x = self.embed_tokens(input_ids.gather(1, positions))  # (B, P, C)
+        cos, sin = self._tables(positions, x.dtype)
+        n_head = self.config.num_attention_heads
+        head_dim = self.config.hidden_size // n_head
+        index = positions[:, None, :, None].expand(b, n_head, positions.shape[1], head_dim)
+        for layer, k, v in zip(self.layers, cache.keys, cache.values):
+            x = layer.forward_active(x, cos, sin, key_mask, k, v, index)
+        return self.lm_head(self.norm(x)).float(), cache
 
 
 AutoConfig.register(MODEL_TYPE, RefinerConfig, exist_ok=True)

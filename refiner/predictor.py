@@ -75,6 +75,40 @@ class HFMaskPredictor:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def supports_cache(self) -> bool:
+        """Whether the model can run only the active positions against a context cache."""
+        return hasattr(self.model, "predict_at") and not self.shift
+
+    def predict_at(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Any | None = None,
+        build_cache: bool = False,
+    ) -> tuple[torch.Tensor, Any | None]:
+        """Logits at ``positions`` (B, P) only -> ((B, P, V), cache or None)."""
+        if self.supports_cache:
+            if self.max_length is not None and input_ids.shape[1] > self.max_length:
+                raise ValueError(
+                    f"sequence of {input_ids.shape[1]} tokens exceeds the model's maximum "
+                    f"length ({self.max_length})"
+                )
+            logits, new = self.model.predict_at(  # type: ignore[operator]
+                input_ids, attention_mask, positions, cache=cache, build_cache=build_cache
+            )
+            return logits.float(), new
+        return logits_at(self, input_ids, attention_mask, positions), None
+
+
+def logits_at(
+    predictor: MaskPredictor, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+) -> torch.Tensor:
+    """Any predictor's logits at (B, P) ``positions``: the full pass, then a gather."""
+    logits = predictor(input_ids, attention_mask)  # (B, L, V)
+    return logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
+
 
 def native_predictor(model: RefinerModel, name: str = "remask-refiner") -> HFMaskPredictor:
     """Wrap the native refiner model."""

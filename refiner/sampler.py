@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from refiner.predictor import MaskPredictor
+from refiner.predictor import MaskPredictor, logits_at
 from refiner.sampling import (
     REMASKING,
     confidence_scores,
@@ -43,6 +44,8 @@ class SamplerConfig:
     correction_per_step: int = 1  # at most this many re-masks per row per step
     correction_budget: int = 8  # at most this many re-masks per row in total (termination)
     shrink_batch: bool = True  # run the model only on rows that still have masks
+    cache: bool = False  # approximate context cache: later steps run only the block's positions
+    cache_refresh: int = 0  # with cache: rebuild it every this many steps (0: once per block)
     suppress_ids: tuple[int, ...] = ()  # never proposed (special tokens); the mask id always is
 
     def __post_init__(self) -> None:
@@ -124,46 +127,106 @@ def denoise(
     steps_per_block = max(1, math.ceil(cfg.steps / max(n_blocks, 1)))
     row_steps = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     corrections = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    use_cache = cfg.cache and bool(getattr(predictor, "supports_cache", False))
     nfe = 0
 
     for blk in range(n_blocks):
         in_block = editable & (rank >= blk * bl) & (rank < (blk + 1) * bl)
+        pos, valid = _block_positions(in_block)  # (B, P) positions of this block, (B, P) real
+        cache = None
         step = 0
         while True:
-            cand_all = masked & in_block
+            cand_all = masked.gather(1, pos) & valid  # (B, P)
             rows = cand_all.any(dim=1)
             if not bool(rows.any()):
                 break
             idx = rows.nonzero().squeeze(1) if cfg.shrink_batch else torch.arange(x.shape[0], device=x.device)
-            xa, cand = x[idx], cand_all[idx]
-            logits = predictor(xa, attention_mask[idx])  # (b, L, V)
+            xa, cand, pa = x[idx], cand_all[idx], pos[idx]
+            refresh = cache is None or (cfg.cache_refresh > 0 and step % cfg.cache_refresh == 0)
+            logits, cache = _predict(predictor, xa, attention_mask[idx], pa, use_cache, refresh, cache, idx)
             logits = logits.index_fill(-1, banned, float("-inf"))  # a committed mask/pad is nonsense
             nfe += 1
             row_steps[idx] += 1
-            probs = torch.softmax(logits.float(), dim=-1)
+            probs = torch.softmax(logits.float(), dim=-1)  # (b, P, V)
             proposal = sample_tokens(filter_top_p(filter_top_k(logits, cfg.top_k), cfg.top_p), cfg.temperature, gen)
-            p_chosen = probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)  # (b, L)
+            p_chosen = probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)  # (b, P)
             scores = confidence_scores(probs, proposal, cfg.remasking, gen)
             steps_left = max(1, steps_per_block - step)
             k = torch.ceil(cand.sum(1).float() / steps_left).long()
             # threshold mode still honours the step budget: at least the even-schedule quota
             commit = select_commits(scores, cand, k=k, threshold=cfg.threshold, probs_of_chosen=p_chosen)
-            xa = torch.where(commit, proposal, xa)
-            conf_a = torch.where(commit, p_chosen, conf[idx])
-            masked_a = masked[idx] & ~commit
+            current = xa.gather(1, pa)  # (b, P)
+            new_tok = torch.where(commit, proposal, current)
+            new_masked = cand & ~commit
             if cfg.correction_threshold is not None:
-                xa, masked_a, n_fix = _self_correct(
-                    probs, xa, masked_a, in_block[idx] & ~commit, cfg, corrections[idx], mask_id
+                done_before = valid[idx] & ~cand  # committed at an earlier step of this block
+                new_tok, new_masked, n_fix = _self_correct(
+                    probs, new_tok, new_masked, done_before, cfg, corrections[idx], mask_id
                 )
                 corrections[idx] += n_fix
-            x[idx], conf[idx], masked[idx] = xa, conf_a, masked_a
+            r, c = valid[idx].nonzero(as_tuple=True)  # real positions only: pads alias them
+            rows_full, cols = idx[r], pa[r, c]
+            x[rows_full, cols] = new_tok[r, c]
+            masked[rows_full, cols] = new_masked[r, c]
+            cr, cc = commit.nonzero(as_tuple=True)
+            conf[idx[cr], pa[cr, cc]] = p_chosen[cr, cc]
             step += 1
             if on_step is not None:
                 full_commit = torch.zeros_like(masked)
-                full_commit[idx] = commit
+                full_commit[idx[cr], pa[cr, cc]] = True
                 on_step(StepEvent(block=blk, step=step, ids=x.clone(), masked=masked.clone(),
                                   committed=full_commit, editable=editable))
     return DenoiseResult(ids=x, confidence=conf, nfe=nfe, row_steps=row_steps, corrections=corrections)
+
+
+def _block_positions(in_block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of each row's block, padded to a common width P by repeating the first.
+
+    in_block: (B, L) bool -> positions (B, P) long, valid (B, P) bool.
+    """
+    counts = in_block.sum(1)
+    width = max(int(counts.max().item()), 1)
+    order = torch.argsort((~in_block).to(torch.int8), dim=1, stable=True)[:, :width]  # block first
+    valid = torch.arange(width, device=in_block.device)[None, :] < counts[:, None]
+    first = order[:, :1].expand_as(order)
+    return torch.where(valid, order, first), valid
+
+
+@dataclass
+class _BlockCache:
+    """A context cache built for the rows active when the block (or a refresh) began."""
+
+    cache: Any  # refiner.model.ContextCache
+    rows: torch.Tensor  # (R,) global row ids, sorted
+
+    def select(self, idx: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        sel = torch.searchsorted(self.rows, idx)  # rows only leave a block, never join
+        return self.cache.select(sel), sel
+
+
+def _predict(
+    predictor: MaskPredictor,
+    x: torch.Tensor,
+    attn: torch.Tensor,
+    pos: torch.Tensor,
+    use_cache: bool,
+    refresh: bool,
+    cache: _BlockCache | None,
+    idx: torch.Tensor,
+) -> tuple[torch.Tensor, _BlockCache | None]:
+    """Logits at ``pos`` (b, P, V). With the cache, the first step of a block (or a refresh)
+    runs the whole window and keeps its keys/values; later steps run only the block."""
+    if not use_cache:
+        if hasattr(predictor, "predict_at"):
+            return predictor.predict_at(x, attn, pos)[0], None
+        return logits_at(predictor, x, attn, pos), None
+    if refresh or cache is None:
+        logits, built = predictor.predict_at(x, attn, pos, build_cache=True)  # type: ignore[attr-defined]
+        return logits, _BlockCache(built, idx.clone())
+    part, sel = cache.select(idx)
+    logits, part = predictor.predict_at(x, attn, pos, cache=part)  # type: ignore[attr-defined]
+    cache.cache.update(sel, part)
+    return logits, cache
 
 
 def _self_correct(

@@ -144,3 +144,20 @@ def test_checkpoint_without_mask_token_is_an_error(tmp_path):
     _remote_checkpoint(path, "llada", False, None)
     with pytest.raises(ValueError, match="no mask token"):
         load_predictor(path)
+
+
+def test_predict_at_matches_the_full_pass_and_the_cache_reproduces_it(tiny):
+    ids = torch.randint(0, 60, (2, 12))
+    attn = torch.ones_like(ids)
+    attn[1, 10:] = 0
+    pos = torch.tensor([[3, 4, 5], [2, 3, 3]])
+    full = tiny(input_ids=ids, attention_mask=attn).logits
+    at, cache = tiny.predict_at(ids, attn, pos, build_cache=True)
+    assert torch.allclose(at, full.gather(1, pos[..., None].expand(-1, -1, 64)), atol=1e-5)
+    again, _ = tiny.predict_at(ids, attn, pos, cache=cache)
+    assert torch.allclose(again, at, atol=1e-5)
+    # a changed active token changes only what the active positions see
+    ids2 = ids.clone()
+    ids2[0, 4] = (ids2[0, 4] + 1) % 60
+    changed, _ = tiny.predict_at(ids2, attn, pos, cache=cache)
+    assert not torch.allclose(changed[0], at[0])

@@ -145,3 +145,35 @@ def test_bad_config_and_shapes_raise():
     pred.max_length = 4
     with pytest.raises(ValueError, match="maximum length"):
         denoise(pred, torch.zeros(1, 8, dtype=torch.long), torch.ones(1, 8, dtype=torch.bool))
+
+
+def _tiny_predictor():
+    from refiner.model import RefinerModel, refiner_config
+    from refiner.predictor import native_predictor
+
+    torch.manual_seed(0)
+    return native_predictor(RefinerModel(refiner_config("tiny")))
+
+
+def test_cache_refreshed_every_step_equals_no_cache():
+    pred = _tiny_predictor()
+    ids = torch.randint(0, 56, (3, 40))
+    ed = torch.zeros_like(ids, dtype=torch.bool)
+    ed[0, 10:20] = True
+    ed[1, 5:8] = True
+    ed[2, 30:39] = True
+    plain = denoise(pred, ids, ed, config=SamplerConfig(steps=8, block_length=4))
+    exact = denoise(pred, ids, ed, config=SamplerConfig(steps=8, block_length=4, cache=True, cache_refresh=1))
+    assert torch.equal(plain.ids, exact.ids) and plain.nfe == exact.nfe
+
+
+def test_cached_sampler_keeps_context_and_fills_every_mask():
+    pred = _tiny_predictor()
+    ids = torch.randint(0, 56, (2, 40))
+    ed = torch.zeros_like(ids, dtype=torch.bool)
+    ed[0, 10:26] = True
+    ed[1, 3:5] = True
+    res = denoise(pred, ids, ed, config=SamplerConfig(steps=16, threshold=0.5, cache=True))
+    assert torch.equal(res.ids[~ed], ids[~ed])
+    assert not (res.ids == pred.mask_token_id).any()
+    assert res.nfe <= 16
