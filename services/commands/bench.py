@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "drafter": "bench.drafter",
     "quality": "bench.quality",
     "models": "bench.models",
+    "queue": "bench.queue",
 }
 
 

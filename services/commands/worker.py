@@ -1,0 +1,64 @@
+"""``remask worker``: run a batch-job worker as a plain process.
+
+The server is ``--redis-url``, else ``REDIS_URL``, else an embedded Valkey with
+append-only persistence in ``--data-dir`` (reused if another process already runs it
+there). SIGTERM or Ctrl-C stops the worker at its next checkpoint; a job it was running
+goes back to the queue at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run a batch-job worker (Redis/Valkey job queue)")
+    p.add_argument("--redis-url", default=None, help="queue server (default: $REDIS_URL, else an embedded Valkey)")
+    p.add_argument("--data-dir", type=Path, default=Path("data/valkey"),
+                   help="embedded server's data directory (default: %(default)s)")
+    p.add_argument("--prefix", default="remask", help="key prefix of the queue (default: %(default)s)")
+    p.add_argument("--handler", choices=["models", "echo"], default="models",
+                   help="models: run items through the pipelines; echo: answer each item's body (no models)")
+    p.add_argument("--refiner", type=Path, default=None, help="refiner model directory (default: models/refiner)")
+    p.add_argument("--drafter", type=Path, default=None, help="drafter model directory (default: models/drafter)")
+    p.add_argument("--no-drafter", action="store_true", help="load no drafter (items that need one fail)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--lease", type=float, default=30.0, help="seconds before a silent worker's job is reclaimed")
+    p.add_argument("--max-attempts", type=int, default=3, help="attempts before a job is dead-lettered")
+    p.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds (doubles per attempt)")
+    p.add_argument("--stop-when-empty", action="store_true", help="exit once no job is waiting or running")
+    p.add_argument("--verbose", "-v", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _handler(args: argparse.Namespace) -> Any:
+    from workflows.queue import EchoHandler, ModelHandler
+
+    if args.handler == "echo":
+        return EchoHandler()
+    from workflows.engines import Engines, load_drafter, load_refiner
+
+    refiner = load_refiner(args.refiner, args.device)
+    drafter = None if args.no_drafter else load_drafter(args.drafter, args.device)
+    return ModelHandler(Engines(refiner, drafter))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from workflows.queue import Keys, WorkerConfig, connect, run_worker
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = _handler(args)  # models first: a missing model fails before anything connects
+    r, server = connect(args.redis_url, args.data_dir)
+    cfg = WorkerConfig(lease_s=args.lease, max_attempts=args.max_attempts, backoff_s=args.backoff)
+    try:
+        n = run_worker(r, handler, cfg, Keys(args.prefix), stop_when_empty=args.stop_when_empty)
+    finally:
+        if server is not None:
+            server.stop()
+    print(f"remask worker: {n} deliveries handled", file=sys.stderr)
+    return 0

@@ -1,0 +1,25 @@
+"""A worker process with the stub handler: ``python -m tests.queue.worker_proc URL LEASE DELAY``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import redis
+
+from tests.queue.stubs import StubHandler
+from workflows.queue import JobQueue, Keys, Worker, WorkerConfig
+
+
+def main() -> None:
+    url, lease, delay = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+    logging.basicConfig(level=logging.WARNING)
+    r = redis.Redis.from_url(url)
+    cfg = WorkerConfig(lease_s=lease, poll_s=0.05, backoff_s=0.05, block_s=0.2)
+    worker = Worker(r, StubHandler(r, delay_s=delay), cfg, queue=JobQueue(r, Keys("t")))
+    print("ready", worker.name, flush=True)
+    worker.run(stop_when_empty=False)
+
+
+if __name__ == "__main__":
+    main()
