@@ -1,0 +1,91 @@
+"""The FastAPI application: ``build_app(engine, settings)``.
+
+The app holds an :class:`~services.api.engine.EngineClient` and nothing of the models, and
+imports nothing of Ray: ``remask serve-local`` runs it with uvicorn over a
+:class:`~services.api.engine.LocalEngine`, and the Ray Serve ingress wraps the same app
+with ``@serve.ingress`` over an engine client made of deployment handles.
+
+Routes: ``POST /v1/completions``, ``POST /v1/fim/completions``, ``POST /v1/revise``,
+``POST /v1/repair``, ``GET /v1/models``; ``GET /health`` (the process answers), ``GET /ready``
+(models loaded and a tiny forward pass works), ``GET /metrics`` (Prometheus), and the
+OpenAPI document at ``/openapi.json``. Request handling, outside in: metrics and access log,
+API keys, body size and encoding, then the route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from services.api.engine import EngineClient
+from services.api.errors import APIError, install_error_handlers
+from services.api.metrics import Metrics
+from services.api.middleware import Authenticate, BodyGuard, Observe
+from services.api.routes import router
+from services.api.settings import Settings
+
+API_VERSION = "1"
+DESCRIPTION = """remask: an AR drafter drafts, a masked-diffusion refiner re-masks and denoises spans.
+
+* Fill in the middle: `/v1/completions` (OpenAI legacy completions, `prompt` + `suffix`) and
+  `/v1/fim/completions` (Mistral/Codestral), both streaming as server-sent events.
+* Editing: `/v1/revise` (spans, doubtful spans, or a compliance rule set) and `/v1/repair` (code).
+* Offsets are Python code points. Errors use the OpenAI shape `{"error": {message, type, param, code}}`.
+* Every response may carry a `remask` object: per-token confidences, changed tokens, nfe, audit record.
+"""
+
+
+class Health(BaseModel):
+    status: str = Field(description="ok when the process answers; ready when the models work")
+
+
+def _route_templates(app: FastAPI) -> list[str]:
+    """Every route path of the app, from its OpenAPI document (stable across FastAPI versions)."""
+    extra = [p for p in (app.openapi_url, app.docs_url, app.redoc_url, "/") if p]
+    return [*app.openapi()["paths"], *extra]
+
+
+def build_app(engine: EngineClient, settings: Settings | None = None) -> FastAPI:
+    """The HTTP API over ``engine``; ``settings`` default to :class:`Settings` () (env keys)."""
+    settings = settings or Settings()
+    app = FastAPI(title="remask", version=API_VERSION, description=DESCRIPTION)
+    metrics = Metrics(engine.queue_depth)
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(router)
+
+    @app.get("/health", response_model=Health, summary="Liveness: the process answers")
+    async def health() -> Health:
+        return Health(status="ok")
+
+    @app.get("/ready", response_model=Health, summary="Readiness: the models answer a tiny forward pass",
+             responses={503: {"description": "a model failed or did not answer in time"}})
+    async def ready() -> Any:
+        try:
+            await asyncio.wait_for(engine.check_health(), settings.ready_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is for the operator
+            reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            raise APIError(503, f"not ready: {reason}", code="not_ready",
+                           headers={"Retry-After": str(settings.retry_after_s)}) from None
+        return Health(status="ready")
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus(_: Request) -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> JSONResponse:
+        return JSONResponse({"name": "remask", "docs": "/docs", "openapi": "/openapi.json"})
+
+    # added last = runs first: observe everything, then keys, then the body checks
+    app.add_middleware(BodyGuard, max_body_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(Authenticate, settings=settings)
+    app.add_middleware(Observe, metrics=metrics, templates=lambda: _route_templates(app))
+    return app

@@ -1,0 +1,340 @@
+"""The engine seam: what the HTTP layer calls, and an in-process implementation of it.
+
+The app holds an :class:`EngineClient` and nothing of the models (the vLLM layout). Two
+implementations exist: :class:`LocalEngine` here, which runs the pipelines in this process,
+and a client over Ray Serve deployment handles, which lives with the deployments.
+
+``LocalEngine`` runs each blocking pipeline in a worker thread. The models are not
+thread-safe, so each model has a lock and a request holds the locks of the models it uses
+(drafter before refiner, so two requests never wait on each other crosswise): a drafter-only
+request and a refiner-only request run side by side, two refiner requests one after the
+other. Admission is bounded: over ``max_pending`` requests in the engine the next one is
+refused at once (:class:`QueueFull`), and one that waits longer than ``queue_timeout_s`` for
+its models gives up (:class:`QueueTimeout`): overload answers, it never hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import torch
+
+from workflows.audit import AuditRecord, ModelInfo
+from workflows.compliance import ComplianceParams, ComplianceResult, apply_rules
+from workflows.infill import InfillParams, InfillResult, InfillToken, fit_context, infill
+from workflows.repair import RepairParams, RepairResult, repair
+from workflows.revise import ReviseParams, ReviseResult, revise
+from workflows.rules import RuleSet
+
+R = TypeVar("R")
+DRAFTER, REFINER = "drafter", "refiner"  # lock names, taken in this order
+
+
+@dataclass
+class Outcome(Generic[R]):
+    """A pipeline's result and what it cost."""
+
+    result: R
+    prompt_tokens: int
+    completion_tokens: int
+    queue_ms: float = 0.0  # waiting for the models
+    run_ms: float = 0.0  # the pipeline itself
+
+
+@dataclass(frozen=True)
+class TokenDelta:
+    """AR streaming: the next piece of text, as the drafter writes it."""
+
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Diffusion streaming: the whole span (or document) as denoising stands now."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished(Generic[R]):
+    """The last event of a stream."""
+
+    outcome: Outcome[R]
+
+
+EngineEvent = TokenDelta | Snapshot | Finished[Any]
+
+
+class EngineUnavailable(Exception):
+    """The engine cannot take the request now; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueueFull(EngineUnavailable):
+    """Too many requests are already admitted."""
+
+
+class QueueTimeout(EngineUnavailable):
+    """The request waited too long for its models."""
+
+
+class StreamCancelled(Exception):
+    """Raised inside a pipeline's callback when the stream's reader went away."""
+
+
+@runtime_checkable
+class EngineClient(Protocol):
+    """Everything the HTTP layer may ask of the models. Errors: ``ValueError`` for bad input,
+    :class:`EngineUnavailable` for overload; streams end with a :class:`Finished` event."""
+
+    async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]: ...
+
+    def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]: ...
+
+    async def revise(self, text: str, params: ReviseParams) -> Outcome[ReviseResult]: ...
+
+    def stream_revise(self, text: str, params: ReviseParams) -> AsyncIterator[EngineEvent]: ...
+
+    async def repair(self, code: str, params: RepairParams) -> Outcome[RepairResult]: ...
+
+    async def compliance(self, text: str, rules: RuleSet, params: ComplianceParams) -> Outcome[ComplianceResult]: ...
+
+    async def check_health(self) -> None:
+        """Return when a tiny forward pass of every model works; raise otherwise."""
+        ...
+
+    def queue_depth(self) -> int:
+        """Requests admitted and waiting for a model."""
+        ...
+
+
+Emit = Callable[[EngineEvent], None]
+
+
+class LocalEngine:
+    """:class:`EngineClient` over a refiner and an optional drafter in this process."""
+
+    def __init__(self, refiner: Any, drafter: Any | None = None, *, max_pending: int = 16,
+                 queue_timeout_s: float = 30.0, retry_after_s: float = 1.0) -> None:
+        self.refiner = refiner
+        self.drafter = drafter
+        self.max_pending = max_pending
+        self.queue_timeout_s = queue_timeout_s
+        self.retry_after_s = retry_after_s
+        self._locks = {DRAFTER: asyncio.Lock(), REFINER: asyncio.Lock()}
+        # one thread per model is all the locks ever let run at once
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remask-engine")
+        self._pending = 0
+        self._waiting = 0
+
+    def queue_depth(self) -> int:
+        return self._waiting
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- admission and locking ------------------------------------------------------------
+
+    async def _run(self, needs: tuple[str, ...], fn: Callable[[], R], cancel: threading.Event) -> tuple[R, float, float]:
+        """Run ``fn`` in a worker thread holding the locks of ``needs``; -> (result, queue_ms, run_ms).
+
+        The work is a task of its own, shielded from the caller: a caller that goes away
+        sets ``cancel`` (streams stop at the next step) but the locks stay held until the
+        thread is really done with the model.
+        """
+        if self._pending >= self.max_pending:
+            raise QueueFull(f"the engine has {self._pending} requests in hand; retry later", self.retry_after_s)
+        self._pending += 1
+        task = asyncio.ensure_future(self._locked(needs, fn))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "exception not retrieved"
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+
+    async def _locked(self, needs: tuple[str, ...], fn: Callable[[], R]) -> tuple[R, float, float]:
+        t0 = time.perf_counter()
+        try:
+            self._waiting += 1
+            try:
+                await asyncio.wait_for(self._acquire(needs), self.queue_timeout_s)
+            except TimeoutError:
+                raise QueueTimeout(f"waited {self.queue_timeout_s:g}s for a model; retry later",
+                                   self.retry_after_s) from None
+            finally:
+                self._waiting -= 1
+            t1 = time.perf_counter()
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+            finally:
+                for name in reversed(needs):
+                    self._locks[name].release()
+            return result, 1000 * (t1 - t0), 1000 * (time.perf_counter() - t1)
+        finally:
+            self._pending -= 1
+
+    async def _acquire(self, needs: tuple[str, ...]) -> None:
+        held: list[str] = []
+        try:
+            for name in needs:
+                await self._locks[name].acquire()
+                held.append(name)
+        except BaseException:
+            for name in reversed(held):
+                self._locks[name].release()
+            raise
+
+    async def _call(self, needs: tuple[str, ...], fn: Callable[[], Outcome[R]]) -> Outcome[R]:
+        out, queue_ms, run_ms = await self._run(needs, fn, threading.Event())
+        out.queue_ms, out.run_ms = queue_ms, run_ms
+        return out
+
+    async def _stream(self, needs: tuple[str, ...], fn: Callable[[Emit], Outcome[Any]]) -> AsyncIterator[EngineEvent]:
+        """Run ``fn(emit)`` and yield what it emits, then :class:`Finished`."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[EngineEvent] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(ev: EngineEvent) -> None:  # called in the worker thread
+            if cancel.is_set():
+                raise StreamCancelled("the stream's reader went away")
+            loop.call_soon_threadsafe(events.put_nowait, ev)
+
+        run = asyncio.ensure_future(self._run(needs, lambda: fn(emit), cancel))
+        getter: asyncio.Future[EngineEvent] | None = None
+        try:
+            while True:
+                getter = asyncio.ensure_future(events.get())
+                done, _ = await asyncio.wait({getter, run}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not events.empty():  # events scheduled before the thread returned
+                    yield events.get_nowait()
+                out, queue_ms, run_ms = run.result()
+                out.queue_ms, out.run_ms = queue_ms, run_ms
+                yield Finished(out)
+                return
+        finally:
+            cancel.set()
+            for fut in (getter, run):
+                if fut is not None and not fut.done():
+                    fut.cancel()
+
+    # --- infill -----------------------------------------------------------------------------
+
+    def _infill_needs(self, params: InfillParams) -> tuple[str, ...]:
+        return (REFINER,) if params.mode == "diffusion" else (DRAFTER,) if params.mode == "ar" else (DRAFTER, REFINER)
+
+    def _count(self, *texts: str) -> int:
+        return sum(len(self.refiner.encode(t)[0]) for t in texts if t)
+
+    def _infill_sync(self, prefix: str, suffix: str, params: InfillParams, emit: Emit | None) -> Outcome[InfillResult]:
+        if params.mode == "ar" and emit is not None:
+            res = self._ar_stream(prefix, suffix, params, emit)
+        else:
+            snap = (lambda s: emit(Snapshot(s))) if emit is not None else None
+            drafter = None if params.mode == "diffusion" else self.drafter
+            res = infill(prefix, suffix, params, self.refiner, drafter, on_snapshot=snap)
+        return Outcome(res, self._count(prefix, suffix), len(res.tokens))
+
+    def _ar_stream(self, prefix: str, suffix: str, params: InfillParams, emit: Emit) -> InfillResult:
+        """The drafter's half of :func:`workflows.infill.infill` in AR mode, token by token.
+
+        Same context trimming, prompt and generation parameters as the pipeline, so the
+        streamed tokens add up to exactly the non-streamed answer.
+        """
+        from drafter.params import GenerationParams
+
+        d = self.drafter
+        if not prefix and not suffix:
+            raise ValueError("prefix and suffix are both empty: there is no context to fill")
+        if d is None:
+            raise ValueError("mode 'ar' needs a drafter")
+        at = len(prefix)
+        models = [ModelInfo.of(self.refiner.name, getattr(self.refiner, "path", None)),
+                  ModelInfo.of(d.name, getattr(d, "path", None))]
+        audit = AuditRecord("infill", models, params.model_dump(), params.seed)
+        if d.context_length:
+            prefix, suffix = fit_context(prefix, suffix, d.tokenizer, d.context_length - params.max_tokens - 8)
+        gp = GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
+                              top_p=params.top_p, stop=params.stop, seed=params.seed)
+        tokens: list[InfillToken] = []
+        with audit.timed("draft"):
+            prompt = d.fim_prompt(prefix, suffix)
+            stream = d.stream(prompt.ids, gp, stop_ids=prompt.stop_ids)
+            for tok in stream:
+                conf = math.exp(tok.logprob) if math.isfinite(tok.logprob) else 0.0
+                tokens.append(InfillToken(tok.text, conf, False))
+                if tok.text:  # a token holding part of a UTF-8 character adds no text yet
+                    emit(TokenDelta(tok.text, conf))
+        text = "".join(t.text for t in tokens)
+        return InfillResult(text, at, at, "ar", tokens, draft=text, audit=audit)
+
+    async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
+        return await self._call(self._infill_needs(params), lambda: self._infill_sync(prefix, suffix, params, None))
+
+    def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
+        return self._stream(self._infill_needs(params), lambda emit: self._infill_sync(prefix, suffix, params, emit))
+
+    # --- revise, repair, compliance --------------------------------------------------------
+
+    def _revise_needs(self, params: ReviseParams) -> tuple[str, ...]:
+        uses_drafter = params.spans is None and params.detect != "refiner"
+        return (DRAFTER, REFINER) if uses_drafter else (REFINER,)
+
+    def _revise_sync(self, text: str, params: ReviseParams, emit: Emit | None) -> Outcome[ReviseResult]:
+        snap = (lambda s: emit(Snapshot(s))) if emit is not None else None
+        drafter = self.drafter if DRAFTER in self._revise_needs(params) else None
+        res = revise(text, params, self.refiner, drafter, on_snapshot=snap)
+        return Outcome(res, self._count(text), self._count(*(e.after for e in res.edits)))
+
+    async def revise(self, text: str, params: ReviseParams) -> Outcome[ReviseResult]:
+        return await self._call(self._revise_needs(params), lambda: self._revise_sync(text, params, None))
+
+    def stream_revise(self, text: str, params: ReviseParams) -> AsyncIterator[EngineEvent]:
+        return self._stream(self._revise_needs(params), lambda emit: self._revise_sync(text, params, emit))
+
+    async def repair(self, code: str, params: RepairParams) -> Outcome[RepairResult]:
+        def run() -> Outcome[RepairResult]:
+            res = repair(code, params, self.refiner)
+            return Outcome(res, self._count(code), self._count(*(e.after for e in res.edits)))
+
+        return await self._call((REFINER,), run)
+
+    async def compliance(self, text: str, rules: RuleSet, params: ComplianceParams) -> Outcome[ComplianceResult]:
+        def run() -> Outcome[ComplianceResult]:
+            res = apply_rules(text, rules, self.refiner, params)
+            return Outcome(res, self._count(text), self._count(*(e.after for e in res.edits)))
+
+        return await self._call((REFINER,), run)
+
+    # --- health -----------------------------------------------------------------------------
+
+    def _health_sync(self) -> Outcome[None]:
+        ids, _ = self.refiner.encode("ok")
+        x = torch.tensor([ids])
+        with torch.inference_mode():
+            logits = self.refiner.predictor(x, torch.ones_like(x))
+        if logits.shape[:2] != x.shape or not bool(torch.isfinite(logits).all()):
+            raise RuntimeError("the refiner's forward pass gave no finite logits")
+        if self.drafter is not None and not self.drafter.score("ok").token_ids:
+            raise RuntimeError("the drafter scored nothing")
+        return Outcome(None, 0, 0)
+
+    async def check_health(self) -> None:
+        needs = (DRAFTER, REFINER) if self.drafter is not None else (REFINER,)
+        await self._call(needs, self._health_sync)

@@ -1,0 +1,203 @@
+"""The ``/v1`` routes: parse the request, check the operator's limits, call the engine, format.
+
+Nothing here touches a model: the engine (:class:`services.api.engine.EngineClient`) is
+taken from the app state, so the same routes serve an in-process engine or Ray handles.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.security import HTTPBearer
+
+from refiner.remasking import validate_char_spans
+from services.api.engine import EngineClient, Outcome
+from services.api.errors import APIError
+from services.api.metrics import Metrics
+from services.api.responses import (
+    CompletionResponse,
+    EditResponse,
+    ErrorResponse,
+    FimResponse,
+    completion_response,
+    edit_response,
+    fim_response,
+)
+from services.api.schemas import CompletionRequest, FimRequest, RepairRequest, ReviseRequest
+from services.api.settings import ANONYMOUS_TENANT, Limits, Settings
+from services.api.streaming import edit_sse, event_stream, infill_sse, prime, single
+from workflows.compliance import ComplianceParams
+from workflows.infill import InfillParams
+from workflows.repair import RepairParams
+from workflows.revise import ReviseParams
+
+FIM_DEFAULT_TOKENS = 32
+
+# documents the bearer scheme in /openapi.json; the check itself runs in middleware, before
+# the body is read (see services.api.middleware.Authenticate)
+bearer = HTTPBearer(auto_error=False, description="API key, required when the server has keys configured")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": what} for status, what in {
+        400: "body not JSON or not UTF-8, or input the pipeline refuses",
+        401: "missing or invalid API key",
+        413: "request body over the size limit",
+        422: "a field is invalid or over a limit; error.param names it",
+        429: "the engine's queue is full; see Retry-After",
+        503: "waited too long for a model; see Retry-After",
+    }.items()
+}
+router = APIRouter(prefix="/v1", dependencies=[Security(bearer)], responses=ERRORS)
+
+
+@dataclass
+class Ctx:
+    """What a route needs besides its request body."""
+
+    engine: EngineClient
+    settings: Settings
+    metrics: Metrics
+    tenant: str
+    route: str
+    t0: float
+
+    def first_token(self) -> None:
+        self.metrics.ttft.labels(self.route).observe(time.perf_counter() - self.t0)
+
+    def done(self, out: Outcome[Any]) -> None:
+        self.metrics.count_work(self.route, out.prompt_tokens, out.completion_tokens, int(out.result.nfe))
+
+
+def context(request: Request) -> Ctx:
+    st, rs = request.app.state, request.state
+    return Ctx(st.engine, st.settings, st.metrics, getattr(rs, "tenant", ANONYMOUS_TENANT),
+               getattr(rs, "route", request.url.path), getattr(rs, "t0", time.perf_counter()))
+
+
+CtxDep = Annotated[Ctx, Depends(context)]
+
+
+def check_limits(limits: Limits, *, chars: int, chars_param: str, max_tokens: int | None = None,
+                 steps: int | None = None) -> None:
+    """Refuse (422, naming the field) what is over the operator's limits."""
+    if chars > limits.max_text_chars:
+        raise APIError(422, f"{chars_param}: {chars} characters, over the limit of {limits.max_text_chars}",
+                       param=chars_param, code="text_too_long")
+    if max_tokens is not None and max_tokens > limits.max_tokens:
+        raise APIError(422, f"max_tokens: {max_tokens} is over the limit of {limits.max_tokens}",
+                       param="max_tokens", code="over_limit")
+    if steps is not None and steps > limits.max_steps:
+        raise APIError(422, f"steps: {steps} is over the limit of {limits.max_steps}", param="steps", code="over_limit")
+
+
+def _model(settings: Settings, asked: str | None) -> str:
+    return asked or settings.served_model_name
+
+
+@router.post("/completions", response_model=CompletionResponse, summary="Fill in the middle (OpenAI completions)",
+             description="OpenAI legacy completions with `prompt` and `suffix`: the text to insert between them. "
+                         "`stream: true` answers with server-sent events ending in `data: [DONE]`: token deltas in "
+                         "ar mode, whole-span snapshots (in `remask.snapshot`) in diffusion and hybrid mode.")
+async def completions(req: CompletionRequest, ctx: CtxDep) -> Any:
+    prompt, suffix = req.prompt_text, req.suffix or ""
+    check_limits(ctx.settings.limits, chars=len(prompt) + len(suffix), chars_param="prompt",
+                 max_tokens=req.max_tokens, steps=req.steps)
+    params = InfillParams(mode=req.mode, max_tokens=req.max_tokens, steps=req.steps, temperature=req.temperature,
+                          top_p=req.top_p, stop=req.stops, seed=req.seed)
+    model, echo = _model(ctx.settings, req.model), prompt if req.echo else ""
+    if req.stream:
+        first, rest = await prime(ctx.engine.stream_infill(prompt, suffix, params))
+        ctx.first_token()
+        include_usage = req.stream_options is not None and req.stream_options.include_usage
+        return event_stream(infill_sse(first, rest, shape="completion", model=model, max_tokens=req.max_tokens,
+                                       echo=echo, usage_mode="separate" if include_usage else "none",
+                                       on_done=ctx.done))
+    out = await ctx.engine.infill(prompt, suffix, params)
+    ctx.first_token()
+    ctx.done(out)
+    return completion_response(out, model, req.max_tokens, echo)
+
+
+@router.post("/fim/completions", response_model=FimResponse, summary="Fill in the middle (Mistral/Codestral)",
+             description="Mistral-style FIM: `prompt` (before the cursor) and `suffix` (after); the answer is a "
+                         "chat.completion whose message content is the insertion. Streams as chat.completion.chunk "
+                         "events ending in `data: [DONE]`, usage in the last chunk.")
+async def fim_completions(req: FimRequest, ctx: CtxDep) -> Any:
+    suffix = req.suffix or ""
+    max_tokens = req.max_tokens or FIM_DEFAULT_TOKENS
+    check_limits(ctx.settings.limits, chars=len(req.prompt) + len(suffix), chars_param="prompt",
+                 max_tokens=max_tokens, steps=req.steps)
+    params = InfillParams(mode=req.mode, max_tokens=max_tokens, steps=req.steps, temperature=req.temperature,
+                          top_p=req.top_p, stop=req.stops, seed=req.random_seed)
+    model = _model(ctx.settings, req.model)
+    if req.stream:
+        first, rest = await prime(ctx.engine.stream_infill(req.prompt, suffix, params))
+        ctx.first_token()
+        return event_stream(infill_sse(first, rest, shape="fim", model=model, max_tokens=max_tokens,
+                                       usage_mode="inline", on_done=ctx.done))
+    out = await ctx.engine.infill(req.prompt, suffix, params)
+    ctx.first_token()
+    ctx.done(out)
+    return fim_response(out, model, max_tokens)
+
+
+@router.post("/revise", response_model=EditResponse, summary="Revise a document or code block",
+             description="Redo the given character spans, or the spans the models doubt, or apply a compliance "
+                         "rule set. Answers the new text, edits (code-point offsets into the input), a unified "
+                         "diff and LanguageTool-style matches. `stream: true` streams denoising snapshots "
+                         "(`revision.snapshot` events), then the result, then `data: [DONE]`.")
+async def revise_route(req: ReviseRequest, ctx: CtxDep) -> Any:
+    limits = ctx.settings.limits
+    check_limits(limits, chars=len(req.text), chars_param="text", steps=req.steps)
+    if req.spans is not None:
+        if len(req.spans) > limits.max_spans:
+            raise APIError(422, f"spans: {len(req.spans)} spans, over the limit of {limits.max_spans}",
+                           param="spans", code="too_many_spans")
+        try:
+            validate_char_spans(req.text, req.spans)
+        except ValueError as exc:
+            raise APIError(422, f"spans: {exc}", param="spans", code="invalid_span") from None
+    model = _model(ctx.settings, req.model)
+    rules = req.rule_set()
+    if rules is not None:  # a rule set is applied as a whole; the pipeline reports no steps
+        cparams = ComplianceParams(steps=req.steps, seed=req.seed, max_chars=limits.max_text_chars)
+        out: Outcome[Any] = await ctx.engine.compliance(req.text, rules, cparams)
+    else:
+        params = ReviseParams(spans=req.spans, detect=req.detect, remask_below=req.remask_below,
+                              max_fraction=req.max_fraction, steps=req.steps, temperature=req.temperature,
+                              seed=req.seed, max_chars=limits.max_text_chars)
+        if req.stream:
+            first, rest = await prime(ctx.engine.stream_revise(req.text, params))
+            ctx.first_token()
+            return event_stream(edit_sse(first, rest, model=model, on_done=ctx.done))
+        out = await ctx.engine.revise(req.text, params)
+    ctx.first_token()
+    ctx.done(out)
+    if req.stream:
+        return event_stream(edit_sse(*(await prime(single(out))), model=model))
+    return edit_response(out, model)
+
+
+@router.post("/repair", response_model=EditResponse, summary="Repair code that does not parse",
+             description="Code comes back parsing, with the fewest edits found, or unchanged (parses: false) when "
+                         "no repair was found within `rounds`. `stream: true` answers the result as one event, "
+                         "then `data: [DONE]` (repair reports no intermediate steps).")
+async def repair_route(req: RepairRequest, ctx: CtxDep) -> Any:
+    check_limits(ctx.settings.limits, chars=len(req.code), chars_param="code", steps=req.steps)
+    params = RepairParams(language=req.language, rounds=req.rounds, steps=req.steps, seed=req.seed,
+                          max_chars=ctx.settings.limits.max_text_chars)
+    out = await ctx.engine.repair(req.code, params)
+    ctx.first_token()
+    ctx.done(out)
+    model = _model(ctx.settings, req.model)
+    if req.stream:
+        return event_stream(edit_sse(*(await prime(single(out))), model=model))
+    return edit_response(out, model)
+
+
+@router.get("/models", summary="Models served (OpenAI list shape)")
+async def list_models(ctx: CtxDep) -> dict[str, Any]:
+    name = ctx.settings.served_model_name
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "remask"}]}

@@ -1,0 +1,129 @@
+"""Server-sent events: engine events framed as ``data: {json}`` lines, ending in ``data: [DONE]``.
+
+A stream's first event is awaited before the response starts (:func:`prime`), so a request
+refused at once (bad input, queue full) still gets its own status code; an error after that
+arrives as a ``data: {"error": ...}`` event followed by ``[DONE]``.
+
+In every stream the concatenated ``text`` (``delta.content`` for FIM) equals the non-streamed
+answer: AR token deltas add up to it; in diffusion and hybrid mode the whole-span snapshots
+travel in ``remask.snapshot`` with empty text and the final chunk carries the whole span.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any, Literal
+
+from fastapi.responses import StreamingResponse
+
+from services.api.engine import (
+    EngineEvent,
+    EngineUnavailable,
+    Finished,
+    Outcome,
+    Snapshot,
+    StreamCancelled,
+    TokenDelta,
+)
+from services.api.errors import error_body
+from services.api.responses import (
+    completion_chunk,
+    edit_response,
+    fim_chunk,
+    finish_reason,
+    new_id,
+    remask_info,
+    usage,
+)
+
+log = logging.getLogger("remask.api")
+DONE = "data: [DONE]\n\n"
+UsageMode = Literal["none", "separate", "inline"]  # OpenAI: a separate last chunk; Mistral: in the last chunk
+
+
+def sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def event_stream(body: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def prime(events: AsyncIterator[EngineEvent]) -> tuple[EngineEvent, AsyncIterator[EngineEvent]]:
+    """Wait for the first event, letting errors before it raise in the route."""
+    return await anext(aiter(events)), events
+
+
+async def single(out: Outcome[Any]) -> AsyncIterator[EngineEvent]:
+    """A stream of just the result, for pipelines that report no steps."""
+    yield Finished(out)
+
+
+async def _chain(first: EngineEvent, rest: AsyncIterator[EngineEvent]) -> AsyncIterator[EngineEvent]:
+    yield first
+    async for ev in rest:
+        yield ev
+
+
+def _stream_error(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, ValueError):
+        return error_body(400, str(exc), code="invalid_input")
+    if isinstance(exc, EngineUnavailable):
+        return error_body(503, str(exc), code="unavailable")
+    log.error("error in a stream", exc_info=exc)
+    return error_body(500, "internal error; see the server log", code="internal_error")
+
+
+async def infill_sse(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, shape: Literal["completion", "fim"],
+                     model: str, max_tokens: int, echo: str = "", usage_mode: UsageMode = "none",
+                     on_done: Callable[[Outcome[Any]], None] | None = None) -> AsyncIterator[str]:
+    """Completion or FIM chunks for one infill stream."""
+    cid, created = new_id("cmpl" if shape == "completion" else "fim"), int(time.time())
+    chunk: Callable[..., dict[str, Any]] = partial(completion_chunk if shape == "completion" else fim_chunk,
+                                                   cid, created, model)
+    try:
+        if echo:
+            yield sse(chunk(echo, None))
+        async for ev in _chain(first, rest):
+            if isinstance(ev, TokenDelta):
+                yield sse(chunk(ev.text, None, {"event": "token", "confidence": round(ev.confidence, 5)}))
+            elif isinstance(ev, Snapshot):
+                yield sse(chunk("", None, {"event": "snapshot", "snapshot": ev.text}))
+            elif isinstance(ev, Finished):
+                out = ev.outcome
+                if on_done is not None:
+                    on_done(out)
+                info = {"event": "done", **remask_info(out).model_dump()}
+                text = "" if out.result.mode == "ar" else out.result.text  # AR text came as deltas
+                inline = usage(out) if usage_mode == "inline" else None
+                yield sse(chunk(text, finish_reason(out.result, max_tokens), info, inline))
+                if usage_mode == "separate":
+                    yield sse(completion_chunk(cid, created, model, "", None, None, usage(out), choices=False))
+    except StreamCancelled:
+        return
+    except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band
+        yield sse(_stream_error(exc))
+    yield DONE
+
+
+async def edit_sse(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, model: str,
+                   on_done: Callable[[Outcome[Any]], None] | None = None) -> AsyncIterator[str]:
+    """Revise/repair streams: ``{"object": "<pipeline>.snapshot", "text"}`` events, then the result."""
+    try:
+        async for ev in _chain(first, rest):
+            if isinstance(ev, Snapshot):
+                yield sse({"object": "revision.snapshot", "text": ev.text})
+            elif isinstance(ev, Finished):
+                if on_done is not None:
+                    on_done(ev.outcome)
+                yield sse(edit_response(ev.outcome, model).model_dump())
+    except StreamCancelled:
+        return
+    except Exception as exc:  # noqa: BLE001 - as above
+        yield sse(_stream_error(exc))
+    yield DONE

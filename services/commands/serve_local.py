@@ -1,0 +1,50 @@
+"""``remask serve-local``: the HTTP API in this process with uvicorn, for development without Ray.
+
+The models load once; the pipelines run in worker threads of a
+:class:`services.api.engine.LocalEngine` (one request per model at a time, bounded queue).
+The settings are validated before any model loads, so a non-loopback ``--host`` without
+API keys (``REMASK_API_KEYS=key:tenant,...``) is refused at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve-local", help="run the HTTP API in this process (uvicorn, no Ray)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s); "
+                   "anything but loopback needs REMASK_API_KEYS")
+    p.add_argument("--port", type=int, default=8000, help="bind port (default: %(default)s)")
+    p.add_argument("--refiner", type=Path, default=None, help="refiner model directory (default: models/refiner)")
+    p.add_argument("--drafter", type=Path, default=None, help="drafter model directory (default: models/drafter)")
+    p.add_argument("--no-drafter", action="store_true", help="serve without a drafter (diffusion mode only)")
+    p.add_argument("--max-pending", type=int, default=16, help="requests admitted at once; more get 429")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (413 over it)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.api import LocalEngine, Settings, build_app
+    from services.api.settings import Limits
+    from workflows.engines import load_drafter, load_refiner
+
+    settings = Settings(host=args.host, port=args.port, max_pending=args.max_pending,
+                        limits=Limits(max_body_bytes=args.max_body_bytes))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    refiner = load_refiner(args.refiner)
+    drafter = None if args.no_drafter else load_drafter(args.drafter)
+    engine = LocalEngine(refiner, drafter, max_pending=settings.max_pending,
+                         queue_timeout_s=settings.queue_timeout_s, retry_after_s=settings.retry_after_s)
+    app = build_app(engine, settings)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    finally:
+        engine.close()
+    return 0
