@@ -61,7 +61,7 @@ def refiner_figures(path: Path, corpus: Path, seq_len: int, n: int) -> dict[str,
 
     pred, tok = load_predictor(path)
     out: dict[str, Any] = {"model": str(path)}
-    vocab = int(pred.model.config.vocab_size)  # type: ignore[union-attr]
+    vocab = int(getattr(pred.model, "config").vocab_size)
     special = torch.zeros(vocab, dtype=torch.bool)
     special[[i for i in tok.all_special_ids if i < vocab]] = True
     for kind in ("code", "prose"):

@@ -57,7 +57,7 @@ def _parses(code: str) -> bool:
 def infill_cases(files: list[str], n: int, lines: tuple[int, int], rng: random.Random) -> list[tuple[str, str, str]]:
     """(prefix, middle, suffix) with the middle = 1 line or a few lines of code, files that parse."""
     files = [f for f in files if _parses(f)]
-    out = []
+    out: list[tuple[str, str, str]] = []
     while len(out) < n:
         src = rng.choice(files).splitlines(keepends=True)
         k = rng.randint(*lines)

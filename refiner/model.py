@@ -357,7 +357,7 @@ class RefinerModel(PreTrainedModel):
             values: list[torch.Tensor] = []
             for layer in self.layers:
                 if build_cache:
-                    x, k, v = layer.forward_recording(x, cos, sin, key_mask)
+                    x, k, v = layer.forward_recording(x, cos, sin, key_mask)  # type: ignore[operator]
                     keys.append(k)
                     values.append(v)
                 else:
@@ -371,7 +371,7 @@ class RefinerModel(PreTrainedModel):
         head_dim = self.config.hidden_size // n_head
         index = positions[:, None, :, None].expand(b, n_head, positions.shape[1], head_dim)
         for layer, k, v in zip(self.layers, cache.keys, cache.values):
-            x = layer.forward_active(x, cos, sin, key_mask, k, v, index)
+            x = layer.forward_active(x, cos, sin, key_mask, k, v, index)  # type: ignore[operator]
         return self.lm_head(self.norm(x)).float(), cache
 
 

@@ -65,10 +65,11 @@ class TextRefiner:
         cls, path: str | Path, kind: Kind = "auto", device: str = "cpu", backend: str = "torch", **kwargs: Any
     ) -> TextRefiner:
         """Load predictor and tokenizer from a directory; ``backend`` "torch" or "onnx"."""
+        predictor: MaskPredictor
         if backend == "torch":
             predictor, tokenizer = load_predictor(path, kind=kind, device=device)
         else:
-            predictor, tokenizer = load_predictor(path, kind=kind, device=device, backend="onnx")  # type: ignore[call-overload]
+            predictor, tokenizer = load_predictor(path, kind=kind, device=device, backend="onnx")
         if tokenizer is None:
             raise FileNotFoundError(f"no tokenizer files in model directory {str(path)!r}")
         out = cls(predictor, tokenizer, **kwargs)

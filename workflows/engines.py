@@ -46,7 +46,7 @@ def load_drafter(path: str | Path | None = None, device: str = "cpu") -> Any:
     p = Path(path) if path is not None else DEFAULT_DRAFTER
     _check_dir(p, "drafter", "remask train drafter")
     d = Drafter.from_pretrained(p, device=device)
-    d.path = str(p)
+    setattr(d, "path", str(p))  # noqa: B010 - audit records name the directory
     return d
 
 

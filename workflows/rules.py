@@ -170,24 +170,26 @@ def find_hits(text: str, rules: RuleSet) -> list[RuleHit]:
             if r.kind == "phone" and sum(c.isdigit() for c in m.group()) < MIN_PHONE_DIGITS:
                 continue  # "10 20" is a range, not a phone number
             hits.append(RuleHit(r.id, m.start(), m.end(), "redact", r.replacement))
-    for r in rules.rules:
-        if isinstance(r, BannedPhrase):
-            flags = 0 if r.case_sensitive else re.IGNORECASE
-            for phrase in r.phrases:
+    for rule in rules.rules:
+        if isinstance(rule, BannedPhrase):
+            ban = rule
+            flags = 0 if ban.case_sensitive else re.IGNORECASE
+            for phrase in ban.phrases:
                 pat = re.escape(phrase)
-                if r.whole_word:
+                if ban.whole_word:
                     pat = rf"(?<!\w){pat}(?!\w)"
                 for m in re.finditer(pat, text, flags):
-                    action = "replace" if r.preferred else "rewrite"
-                    hits.append(RuleHit(r.id, m.start(), m.end(), action, r.preferred))
+                    action: Literal["replace", "rewrite"] = "replace" if ban.preferred else "rewrite"
+                    hits.append(RuleHit(ban.id, m.start(), m.end(), action, ban.preferred))
     kept: list[RuleHit] = []
     for h in hits:
         if all(h.end <= k.start or h.start >= k.end for k in kept):
             kept.append(h)
-    for r in rules.rules:
-        if isinstance(r, RequiredTerm):
-            flags = 0 if r.case_sensitive else re.IGNORECASE
-            missing = [t for t in r.terms if not re.search(re.escape(t), text, flags)]
+    for rule in rules.rules:
+        if isinstance(rule, RequiredTerm):
+            req = rule
+            flags = 0 if req.case_sensitive else re.IGNORECASE
+            missing = [t for t in req.terms if not re.search(re.escape(t), text, flags)]
             if missing:
-                kept.append(RuleHit(r.id, len(text), len(text), "append", r.clause))
+                kept.append(RuleHit(req.id, len(text), len(text), "append", req.clause))
     return sorted(kept, key=lambda h: (h.start, h.end))
