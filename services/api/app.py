@@ -6,27 +6,34 @@ imports nothing of Ray: ``remask serve-local`` runs it with uvicorn over a
 with ``@serve.ingress`` over an engine client made of deployment handles.
 
 Routes: ``POST /v1/completions``, ``POST /v1/fim/completions``, ``POST /v1/revise``,
-``POST /v1/repair``, ``GET /v1/models``; ``GET /health`` (the process answers), ``GET /ready``
-(models loaded and a tiny forward pass works), ``GET /metrics`` (Prometheus), and the
-OpenAPI document at ``/openapi.json``. Request handling, outside in: metrics and access log,
-API keys, body size and encoding, then the route.
+``POST /v1/repair``, ``GET /v1/models``, and the ``/v1/jobs`` batch routes when a job queue
+is given; ``GET /health`` (the process answers), ``GET /ready`` (models loaded and a tiny
+forward pass works), ``GET /metrics`` (Prometheus), and the OpenAPI document at
+``/openapi.json``. Request handling, outside in: metrics and access log, API keys, body
+size and encoding, then the route.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from services.api.engine import EngineClient
 from services.api.errors import APIError, install_error_handlers
+from services.api.jobs import router as jobs_router
 from services.api.metrics import Metrics
 from services.api.middleware import Authenticate, BodyGuard, Observe
 from services.api.routes import router
 from services.api.settings import Settings
+from workflows.queue import JobQueue
+
+log = logging.getLogger("remask.api")
 
 API_VERSION = "1"
 DESCRIPTION = """remask: an AR drafter drafts, a masked-diffusion refiner re-masks and denoises spans.
@@ -49,16 +56,22 @@ def _route_templates(app: FastAPI) -> list[str]:
     return [*app.openapi()["paths"], *extra]
 
 
-def build_app(engine: EngineClient, settings: Settings | None = None) -> FastAPI:
-    """The HTTP API over ``engine``; ``settings`` default to :class:`Settings` () (env keys)."""
+def build_app(engine: EngineClient, settings: Settings | None = None, jobs: JobQueue | None = None) -> FastAPI:
+    """The HTTP API over ``engine``; ``settings`` default to :class:`Settings` () (env keys).
+
+    With ``jobs`` (a queue client; workers run elsewhere) the ``/v1/jobs`` routes are served.
+    """
     settings = settings or Settings()
     app = FastAPI(title="remask", version=API_VERSION, description=DESCRIPTION)
     metrics = Metrics(engine.queue_depth)
     app.state.engine = engine
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.jobs = jobs
     install_error_handlers(app)
     app.include_router(router)
+    if jobs is not None:
+        app.include_router(jobs_router)
 
     @app.get("/health", response_model=Health, summary="Liveness: the process answers")
     async def health() -> Health:
@@ -77,6 +90,11 @@ def build_app(engine: EngineClient, settings: Settings | None = None) -> FastAPI
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus(_: Request) -> Response:
+        if jobs is not None:
+            try:
+                metrics.set_jobs(await run_in_threadpool(jobs.stats))
+            except Exception as exc:  # noqa: BLE001 - a scrape still answers when Redis does not
+                log.warning("job queue figures unavailable: %s", type(exc).__name__)
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
@@ -85,7 +103,8 @@ def build_app(engine: EngineClient, settings: Settings | None = None) -> FastAPI
         return JSONResponse({"name": "remask", "docs": "/docs", "openapi": "/openapi.json"})
 
     # added last = runs first: observe everything, then keys, then the body checks
-    app.add_middleware(BodyGuard, max_body_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(BodyGuard, max_body_bytes=settings.limits.max_body_bytes,
+                       larger={"/v1/jobs": settings.limits.max_job_bytes})
     app.add_middleware(Authenticate, settings=settings)
     app.add_middleware(Observe, metrics=metrics, templates=lambda: _route_templates(app))
     return app

@@ -8,6 +8,7 @@ rebuilt) never collide on the global one. Route labels are route templates
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,6 +31,10 @@ REQUESTS = "remask:http_requests"  # exposed as remask:http_requests_total
 PROMPT_TOKENS = "remask:prompt_tokens"
 GENERATION_TOKENS = "remask:generation_tokens"
 NFE = "remask:refiner_forward_passes"
+JOBS = "remask:jobs"
+JOBS_WAITING = "remask:jobs_waiting"
+JOBS_IN_FLIGHT = "remask:jobs_in_flight"
+JOBS_DEAD = "remask:jobs_dead_lettered"
 
 
 class Metrics:
@@ -50,6 +55,19 @@ class Metrics:
         self.prompt_tokens = Counter(PROMPT_TOKENS, "Prompt (input) tokens processed, per route.", ["route"], registry=r)
         self.generation_tokens = Counter(GENERATION_TOKENS, "Tokens produced, per route.", ["route"], registry=r)
         self.nfe = Counter(NFE, "Refiner forward passes, per route.", ["route"], registry=r)
+        self.jobs = Gauge(JOBS, "Batch jobs by state (live states: now; final states: since the start).",
+                          ["state"], registry=r)
+        self.jobs_waiting = Gauge(JOBS_WAITING, "Batch jobs waiting for a worker.", registry=r)
+        self.jobs_in_flight = Gauge(JOBS_IN_FLIGHT, "Batch job deliveries held by workers.", registry=r)
+        self.jobs_dead = Gauge(JOBS_DEAD, "Batch jobs in the dead-letter stream.", registry=r)
+
+    def set_jobs(self, stats: Any) -> None:
+        """Copy the job queue's figures (:class:`workflows.queue.QueueStats`) into the gauges."""
+        for state, n in stats.jobs_by_state.items():
+            self.jobs.labels(state).set(n)
+        self.jobs_waiting.set(stats.depth)
+        self.jobs_in_flight.set(stats.in_flight)
+        self.jobs_dead.set(stats.dead_lettered)
 
     def count_work(self, route: str, prompt_tokens: int, generation_tokens: int, nfe: int) -> None:
         self.prompt_tokens.labels(route).inc(prompt_tokens)

@@ -79,15 +79,16 @@ class Authenticate:
 class BodyGuard:
     """Size and encoding checks on request bodies."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger = larger or {}  # exact path -> its own limit (batch submissions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        limit = self.larger.get(scope["path"], self.max_body_bytes)
         close = [(b"connection", b"close")]  # the unread rest of the body makes the connection unusable
         too_big = f"the request body is over the limit of {limit} bytes"
         length = dict(scope["headers"]).get(b"content-length")

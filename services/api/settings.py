@@ -64,6 +64,7 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 over it)")
+    max_job_bytes: int = Field(64 << 20, ge=1024, description="largest batch job submission (413 over it)")
     max_text_chars: int = Field(200_000, ge=1, description="longest prompt+suffix, text or code (422 over it)")
     max_spans: int = Field(64, ge=1, description="most spans in one revise request (422 over it)")
     max_tokens: int = Field(256, ge=1, le=1024, description="largest max_tokens of a completion (422 over it)")

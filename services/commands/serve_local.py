@@ -3,7 +3,8 @@
 The models load once; the pipelines run in worker threads of a
 :class:`services.api.engine.LocalEngine` (one request per model at a time, bounded queue).
 The settings are validated before any model loads, so a non-loopback ``--host`` without
-API keys (``REMASK_API_KEYS=key:tenant,...``) is refused at once.
+API keys (``REMASK_API_KEYS=key:tenant,...``) is refused at once. With ``--jobs`` the batch
+routes are served too, over the same queue ``remask worker`` works off.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def register(sub: Any) -> None:
     p.add_argument("--no-drafter", action="store_true", help="serve without a drafter (diffusion mode only)")
     p.add_argument("--max-pending", type=int, default=16, help="requests admitted at once; more get 429")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (413 over it)")
+    p.add_argument("--jobs", action="store_true", help="serve /v1/jobs over the job queue (run `remask worker` "
+                   "beside it to work the jobs off)")
+    p.add_argument("--redis-url", default=None, help="queue server (default: $REDIS_URL, else an embedded Valkey)")
+    p.add_argument("--data-dir", type=Path, default=Path("data/valkey"), help="embedded Valkey's data directory")
+    p.add_argument("--prefix", default="remask", help="key prefix of the queue (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_serve)
 
@@ -42,9 +48,17 @@ def _serve(args: argparse.Namespace) -> int:
     drafter = None if args.no_drafter else load_drafter(args.drafter)
     engine = LocalEngine(refiner, drafter, max_pending=settings.max_pending,
                          queue_timeout_s=settings.queue_timeout_s, retry_after_s=settings.retry_after_s)
-    app = build_app(engine, settings)
+    jobs, valkey = None, None
+    if args.jobs:
+        from workflows.queue import JobQueue, Keys, connect
+
+        r, valkey = connect(args.redis_url, args.data_dir)
+        jobs = JobQueue(r, Keys(args.prefix))
+    app = build_app(engine, settings, jobs)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     finally:
         engine.close()
+        if valkey is not None:
+            valkey.stop()
     return 0

@@ -1,0 +1,169 @@
+"""``/v1/jobs``: batch jobs in OpenAI Batch conventions, over :class:`workflows.queue.JobQueue`.
+
+Submit JSONL (``Content-Type: application/jsonl`` or ``application/x-ndjson``, one
+``{custom_id, method, url, body}`` per line) or JSON (``{"requests": [...], ...}``); look at
+a job, list jobs, cancel one (finished items are kept), read results and errors as JSONL.
+Every call is scoped to the caller's tenant: another tenant's job id answers 404, exactly
+like an unknown one. The queue client is synchronous (Redis), so its calls run in the
+thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Security
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from services.api.errors import APIError
+from services.api.routes import ERRORS, bearer
+from services.api.settings import ANONYMOUS_TENANT
+from workflows.queue import Job, JobNotFound, JobQueue, SubmissionError
+
+JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-lines", "text/plain")
+
+
+class JobSubmission(BaseModel):
+    """A job as JSON; JSONL bodies carry the options in headers and the query instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests: list[dict[str, Any]] = Field(min_length=1, description="items: {custom_id, method, url, body}, "
+                                           "url one of /v1/revise, /v1/repair, /v1/completions, /v1/fim/completions, /v1/compliance")
+    idempotency_key: str | None = Field(None, description="a resubmission with the same key returns the first job")
+    webhook_url: str | None = Field(None, description="POSTed the job object when it reaches a final state")
+    metadata: dict[str, str] | None = Field(None, description="up to 16 string pairs, stored with the job")
+    completion_window_s: int | None = Field(None, ge=60, description="seconds the job may wait and run before it expires")
+
+
+class Counts(BaseModel):
+    total: int = Field(description="items in the job")
+    completed: int = Field(description="items that succeeded")
+    failed: int = Field(description="items that failed")
+
+
+class JobOut(BaseModel):
+    """A job in OpenAI Batch shape (``object: "batch"``), plus ``progress``."""
+
+    id: str = Field(description="job id")
+    object: str = Field("batch", description="object type")
+    status: str = Field(description="queued, validating, in_progress, finalizing, completed, failed, "
+                                    "cancelling, cancelled or expired")
+    request_counts: Counts = Field(description="items in all, succeeded and failed")
+    progress: float = Field(description="share of items done, 0..1")
+    created_at: int = Field(description="Unix time of submission")
+    expires_at: int | None = Field(None, description="end of the completion window")
+    in_progress_at: int | None = Field(None, description="when a worker started it")
+    finalizing_at: int | None = Field(None, description="when its last item finished")
+    completed_at: int | None = Field(None, description="when it completed")
+    failed_at: int | None = Field(None, description="when it failed")
+    cancelling_at: int | None = Field(None, description="when cancellation was asked")
+    cancelled_at: int | None = Field(None, description="when it was cancelled")
+    expired_at: int | None = Field(None, description="when it expired")
+    attempts: int = Field(0, description="deliveries that started running it")
+    current_item: str | None = Field(None, description="custom_id of the item running now")
+    error: str | None = Field(None, description="why it failed, when it did")
+    idempotency_key: str | None = Field(None, description="the key it was submitted with")
+    webhook_url: str | None = Field(None, description="where its final state is POSTed")
+    metadata: dict[str, str] = Field(default_factory=dict, description="what the submitter attached")
+
+
+class JobList(BaseModel):
+    object: str = Field("list", description="object type")
+    data: list[JobOut] = Field(description="jobs, newest first")
+    first_id: str | None = Field(None, description="id of the first job on this page")
+    last_id: str | None = Field(None, description="id of the last job on this page; pass it as `after`")
+    has_more: bool = Field(description="whether another page follows")
+
+
+def _out(job: Job) -> JobOut:
+    d = job.to_dict()
+    d.pop("tenant", None)
+    return JobOut(**d)
+
+
+def _queue(request: Request) -> JobQueue:
+    return request.app.state.jobs  # type: ignore[no-any-return]
+
+
+def _tenant(request: Request) -> str:
+    return str(getattr(request.state, "tenant", ANONYMOUS_TENANT))
+
+
+async def _call(fn: Any, *args: Any, **kw: Any) -> Any:
+    try:
+        return await run_in_threadpool(fn, *args, **kw)
+    except JobNotFound as exc:
+        raise APIError(404, str(exc), param="job_id", code="job_not_found") from None
+    except SubmissionError as exc:
+        first = exc.errors[0]
+        where = f"line {first.line}" if first.line else ""
+        param = ".".join(p for p in (where, first.field) if p) or None
+        raise APIError(422, str(exc), param=param, code="invalid_submission") from None
+
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Security(bearer)], responses=ERRORS)
+_BODY_DOC = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": JobSubmission.model_json_schema()},
+    "application/jsonl": {"schema": {"type": "string", "description": "one {custom_id, method, url, body} per line"}},
+}}}
+
+
+@router.post("", response_model=JobOut, summary="Submit a batch job", openapi_extra=_BODY_DOC,
+             description="JSON (`{requests: [...]}`) or JSONL. With JSONL, `Idempotency-Key` comes as a header and "
+                         "`webhook_url` in the query. Errors name the line and field of the first problem.")
+async def submit(request: Request,
+                 idempotency_key: Annotated[str | None, Header(description="JSONL: the idempotency key")] = None,
+                 webhook_url: Annotated[str | None, Query(description="JSONL: the webhook URL")] = None) -> JobOut:
+    raw = await request.body()  # BodyGuard has checked its size and UTF-8
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    queue, tenant = _queue(request), _tenant(request)
+    if ctype in JSONL_TYPES:
+        job = await _call(queue.submit, raw.decode("utf-8"), tenant, idempotency_key=idempotency_key,
+                          webhook_url=webhook_url)
+        return _out(job)
+    try:
+        sub = JobSubmission.model_validate(json.loads(raw or b"null"))
+    except json.JSONDecodeError:
+        raise APIError(400, "the request body is not valid JSON (send JSONL as application/jsonl)",
+                       code="invalid_json") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = ".".join(str(p) for p in err["loc"]) or None
+        raise APIError(422, f"{param or 'body'}: {err['msg']}", param=param, code=str(err["type"])) from None
+    job = await _call(queue.submit, sub.requests, tenant, idempotency_key=sub.idempotency_key or idempotency_key,
+                      webhook_url=sub.webhook_url, metadata=sub.metadata, completion_window_s=sub.completion_window_s)
+    return _out(job)
+
+
+@router.get("", response_model=JobList, summary="List your jobs, newest first")
+async def list_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
+                    after: Annotated[str | None, Query(description="last id of the previous page")] = None) -> JobList:
+    jobs = await _call(_queue(request).list, _tenant(request), limit + 1, after)
+    page = [_out(j) for j in jobs[:limit]]
+    return JobList(data=page, first_id=page[0].id if page else None, last_id=page[-1].id if page else None,
+                   has_more=len(jobs) > limit)
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="A job's state, counts and progress")
+async def get_job(request: Request, job_id: str) -> JobOut:
+    return _out(await _call(_queue(request).get, job_id, _tenant(request)))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job; finished items are kept")
+async def cancel_job(request: Request, job_id: str) -> JobOut:
+    return _out(await _call(_queue(request).cancel, job_id, _tenant(request)))
+
+
+@router.get("/{job_id}/results", response_class=PlainTextResponse, summary="Output lines of succeeded items (JSONL)")
+async def job_results(request: Request, job_id: str) -> PlainTextResponse:
+    body = await _call(_queue(request).results_jsonl, job_id, _tenant(request))
+    return PlainTextResponse(body, media_type="application/jsonl")
+
+
+@router.get("/{job_id}/errors", response_class=PlainTextResponse, summary="Output lines of failed items (JSONL)")
+async def job_errors(request: Request, job_id: str) -> PlainTextResponse:
+    body = await _call(_queue(request).errors_jsonl, job_id, _tenant(request))
+    return PlainTextResponse(body, media_type="application/jsonl")
