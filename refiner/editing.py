@@ -41,6 +41,7 @@ class FilledSpan:
     confidence: list[float]  # p at commit time, aligned with ``tokens``
     raw_tokens: list[int]  # before dropping fillers (length == edit.length)
     raw_confidence: list[float]
+    nfe: int = 0  # forward passes of the batch that filled this span
 
     @property
     def score(self) -> float:
@@ -178,7 +179,7 @@ def fill_spans(
             rc = conf[i, pos : pos + e.length].tolist()
             keep = [j for j, t in enumerate(raw) if t != filler_id]
             filled.setdefault(w.doc, []).append(
-                FilledSpan(e, [raw[j] for j in keep], [rc[j] for j in keep], raw, rc)
+                FilledSpan(e, [raw[j] for j in keep], [rc[j] for j in keep], raw, rc, out.nfe)
             )
             pos += e.length
             cursor = e.end

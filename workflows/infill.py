@@ -175,7 +175,7 @@ def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefi
     at = len(prefix)
     if on_snapshot is not None:  # length search runs as one batch: report the winner
         on_snapshot(refiner.decode(best.tokens))
-    return InfillResult(refiner.decode(best.tokens), at, at, "diffusion", tokens)
+    return InfillResult(refiner.decode(best.tokens), at, at, "diffusion", tokens, nfe=best.nfe)
 
 
 def _hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner,

@@ -52,3 +52,8 @@ def test_long_context_is_trimmed_to_fit_the_drafter(tiny_drafter, tiny_refiner):
     assert n <= 100 and prefix.endswith(p) and suffix.startswith(s) and len(p) > len(s)
     res = infill(prefix, suffix, InfillParams(mode="hybrid", max_tokens=8), tiny_refiner, tiny_drafter)
     assert res.start == len(prefix)
+
+
+def test_diffusion_mode_reports_forward_passes(tiny_refiner):
+    res = infill(PREFIX, SUFFIX, InfillParams(mode="diffusion", max_tokens=8, steps=4), tiny_refiner)
+    assert 1 <= res.nfe <= 4
