@@ -57,7 +57,7 @@ class TextRefiner:
         if self.special.pad is None:
             raise ValueError("the tokenizer has no pad token; batching needs one")
         self.window = window
-        self.config = self.sampler(config or SamplerConfig(steps=16, threshold=0.9))
+        self.config = self.sampler(config or SamplerConfig(steps=16, threshold=0.9, cache=True))
         self.path: str | None = None  # the model directory, when loaded from one (audit records)
 
     @classmethod

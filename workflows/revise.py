@@ -46,6 +46,7 @@ class ReviseParams(BaseModel):
     window: int = Field(64, ge=1, le=4096, description="context tokens fed on each side of a span")
     chunk_tokens: int = Field(384, ge=32, le=8192, description="scoring chunk size for long documents")
     max_chars: int = Field(1_000_000, ge=1, description="documents longer than this are refused")
+    cache: bool = Field(True, description="approximate context cache: later denoising steps run only the spans")
 
 
 @dataclass
@@ -81,7 +82,8 @@ def revise(
     if drafter is not None:
         models.append(ModelInfo.of(drafter.name, getattr(drafter, "path", None)))
     audit = AuditRecord("revise", models, params.model_dump(), params.seed)
-    cfg = SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature, seed=params.seed)
+    cfg = SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature,
+                        seed=params.seed, cache=params.cache)
 
     with audit.timed("tokenize"):
         ids, offsets = refiner.encode(text)
