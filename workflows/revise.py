@@ -47,6 +47,9 @@ class ReviseParams(BaseModel):
     chunk_tokens: int = Field(384, ge=32, le=8192, description="scoring chunk size for long documents")
     max_chars: int = Field(1_000_000, ge=1, description="documents longer than this are refused")
     cache: bool = Field(True, description="approximate context cache: later denoising steps run only the spans")
+    only_improvements: bool = Field(True, description="found spans: keep a rewrite only if the refiner scores the new text higher than the old")
+    margin: float = Field(0.5, ge=0.0, description="how much higher (mean log-probability per token) a kept rewrite must score")
+    verify_stride: int = Field(4, ge=1, le=16, description="the check scores each token with every 4th token masked (pseudo-likelihood), in this many passes")
 
 
 @dataclass
@@ -104,6 +107,9 @@ def revise(
     with audit.timed("refine"):
         out = refiner.revise_tokens(text, ids, offsets, token_spans, cfg, params.window,
                                     on_step=_snapshots(text, ids, offsets, token_spans, refiner, on_snapshot))
+    if params.spans is None and params.only_improvements and out.edits:
+        with audit.timed("verify"):
+            out = keep_improvements(text, out, refiner, params)
     edits = compute_edits(text, out.text, reason=reason)
     edits = [_with_confidence(e, out.edits) for e in edits]
     if on_snapshot is not None:
@@ -111,6 +117,45 @@ def revise(
     char_spans = [(offsets[s][0], offsets[e - 1][1]) for s, e in token_spans]
     return ReviseResult(out.text, edits, unified_diff(text, out.text, name=name),
                         languagetool_matches(text, edits), nfe=out.nfe, spans=char_spans, audit=audit)
+
+
+def _text_logp(text: str, refiner: TextRefiner, params: ReviseParams) -> tuple[list[Span], torch.Tensor]:
+    """Each token's log-probability under the refiner, the text as it stands."""
+    ids, offsets = refiner.encode(text)
+    max_len = refiner.predictor.max_length or 4096
+    chunk = min(params.chunk_tokens, max_len // 2)
+    context = min(64, (max_len - chunk) // 2)
+    probs = refiner_scores(ids, paragraph_chunks(text, offsets, chunk), refiner, context, stride=params.verify_stride)
+    return offsets, probs.clamp_min(1e-12).log()
+
+
+def _mean_over(offsets: list[Span], logp: torch.Tensor, start: int, end: int) -> float:
+    """Mean log-probability of the tokens overlapping [start, end) (the nearest token if empty)."""
+    idx = [i for i, (s, e) in enumerate(offsets) if s < max(end, start + 1) and start < e]
+    return float(logp[idx].mean()) if idx else 0.0
+
+
+def keep_improvements(text: str, out: Any, refiner: TextRefiner, params: ReviseParams) -> Any:
+    """Keep only the rewrites the refiner itself scores higher than the text they replace.
+
+    A weak or unsure model re-masks right text too; scoring old and new text with the same
+    single pass (each token given both sides) turns a rewrite into a claim the model must
+    back: mean log-probability of the new span above the old one's by ``params.margin``.
+    """
+    from refiner.text import RevisedText
+
+    old_off, old_lp = _text_logp(text, refiner, params)
+    new_off, new_lp = _text_logp(out.text, refiner, params)
+    kept, shift = [], 0
+    for e in sorted(out.edits, key=lambda e: e.start):
+        ns, ne = e.start + shift, e.start + shift + len(e.after)
+        shift += len(e.after) - len(e.before)
+        if _mean_over(new_off, new_lp, ns, ne) > _mean_over(old_off, old_lp, e.start, e.end) + params.margin:
+            kept.append(e)
+    new = text
+    for e in sorted(kept, key=lambda e: e.start, reverse=True):
+        new = new[: e.start] + e.after + new[e.end :]
+    return RevisedText(new, kept, out.nfe)
 
 
 def _with_confidence(e: Edit, spans: list[Any]) -> Edit:
@@ -139,13 +184,19 @@ def paragraph_chunks(text: str, offsets: list[Span], chunk_tokens: int) -> list[
 
 
 @torch.inference_mode()
-def refiner_scores(ids: list[int], chunks: list[Span], refiner: TextRefiner, context: int) -> torch.Tensor:
+def refiner_scores(ids: list[int], chunks: list[Span], refiner: TextRefiner, context: int,
+                   stride: int | None = None) -> torch.Tensor:
     """p the refiner gives each token of the text as it stands, chunk by chunk in one batch.
 
     Each chunk is fed with ``context`` tokens of the neighbouring chunks, so a token at a cut
     still sees both sides. -> (L,) probabilities.
     """
     pred = refiner.predictor
+    if stride:
+        # pseudo-likelihood: each token scored with itself masked, so it cannot vouch for
+        # itself (a model that sees a token tends to like it, right or wrong)
+        parts = [_masked_scores(ids, chunks, refiner, context, stride, j) for j in range(stride)]
+        return torch.stack(parts).sum(0)
     rows = [(max(0, lo - context), min(len(ids), hi + context), lo, hi) for lo, hi in chunks]
     width = max(b - a for a, b, _, _ in rows)
     pad = int(refiner.special.pad or 0)
@@ -161,6 +212,30 @@ def refiner_scores(ids: list[int], chunks: list[Span], refiner: TextRefiner, con
     for r, (a, _, lo, hi) in enumerate(rows):
         out[lo:hi] = probs[r, lo - a : hi - a]
     return out
+
+
+def _masked_scores(ids: list[int], chunks: list[Span], refiner: TextRefiner, context: int,
+                   stride: int, phase: int) -> torch.Tensor:
+    """p of the tokens i with i % stride == phase, those tokens masked; 0 elsewhere."""
+    masked = [refiner.predictor.mask_token_id if i % stride == phase else t for i, t in enumerate(ids)]
+    pred = refiner.predictor
+    rows = [(max(0, lo - context), min(len(ids), hi + context), lo, hi) for lo, hi in chunks]
+    width = max(b - a for a, b, _, _ in rows)
+    x = torch.full((len(rows), width), int(refiner.special.pad or 0), dtype=torch.long)
+    truth = torch.zeros_like(x)
+    attn = torch.zeros_like(x)
+    for r, (a, b, _, _) in enumerate(rows):
+        x[r, : b - a] = torch.tensor(masked[a:b])
+        truth[r, : b - a] = torch.tensor(ids[a:b])
+        attn[r, : b - a] = 1
+    device = getattr(pred, "device", torch.device("cpu"))
+    logits = pred(x.to(device), attn.to(device)).float().cpu()
+    probs = torch.softmax(logits, -1).gather(-1, truth[..., None]).squeeze(-1)
+    out = torch.zeros(len(ids))
+    for r, (a, _, lo, hi) in enumerate(rows):
+        out[lo:hi] = probs[r, lo - a : hi - a]
+    keep = torch.arange(len(ids)) % stride == phase
+    return out * keep
 
 
 def drafter_scores(text: str, offsets: list[Span], drafter: Any) -> torch.Tensor:

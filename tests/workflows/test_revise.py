@@ -76,3 +76,30 @@ def test_hundred_thousand_characters_are_revised_with_offsets_into_the_original(
     assert res.spans and apply_edits(doc, res.edits) == res.text
     for e in res.edits:
         assert doc[e.start : e.end] == e.before
+
+
+def test_only_rewrites_the_model_prefers_are_kept(shared_tokenizer):
+    import torch
+
+    from refiner.text import TextRefiner
+    from refiner.tokens import special_ids
+
+    class AlwaysX:
+        max_length = 512
+
+        def __init__(self, tid, mask_id, vocab):
+            self.tid, self.mask_token_id, self.vocab = tid, mask_id, vocab
+
+        def __call__(self, input_ids, attention_mask):
+            out = torch.zeros(*input_ids.shape, self.vocab)
+            out[..., self.tid] = 12.0
+            return out
+
+    sp = special_ids(shared_tokenizer)
+    x = shared_tokenizer.convert_tokens_to_ids("x")
+    r = TextRefiner(AlwaysX(x, sp.mask, len(shared_tokenizer)), shared_tokenizer, special=sp)
+    p = dict(remask_below=1.0, max_fraction=0.1, dilation=0, merge_gap=0, seed=0)
+    preferred = revise(DOC, ReviseParams(**p), r)
+    assert preferred.edits and all("x" in e.after for e in preferred.edits)
+    refused = revise(DOC, ReviseParams(**p, margin=100.0), r)
+    assert refused.text == DOC and refused.edits == []
