@@ -33,6 +33,7 @@ class RepairParams(BaseModel):
     language: str = Field("python", description="python (checked with ast) or a tree-sitter language: javascript, typescript, go, rust, java, c, json")
     rounds: int = Field(3, ge=1, le=10, description="most repair rounds; each fixes the first remaining error")
     samples: int = Field(1, ge=0, le=8, description="sampled candidates per edit site, besides the greedy one")
+    top_k: int = Field(8, ge=0, le=64, description="single-token sites also try the refiner's k most likely tokens")
     temperature: float = Field(0.8, gt=0.0, description="temperature of the sampled candidates")
     steps: int = Field(8, ge=1, le=256, description="denoising step budget per candidate")
     threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule")
@@ -147,7 +148,12 @@ def edit_sites(code: str, issue: SyntaxIssue, offsets: list[Span]) -> list[tuple
 
 def _round(code: str, issue: SyntaxIssue, lang: str, params: RepairParams,
            refiner: TextRefiner) -> tuple[list[Candidate], int]:
-    ids, offsets = refiner.encode(code)
+    # tokenise the two sides of the error separately, so the error offset is a token boundary
+    # (")\n" is often one token: an insertion could not land between the two characters)
+    left_ids, left_off = refiner.encode(code[: issue.start])
+    right_ids, right_off = refiner.encode(code[issue.start :])
+    ids = left_ids + right_ids
+    offsets = left_off + [(s + issue.start, e + issue.start) for s, e in right_off]
     sites = edit_sites(code, issue, offsets)
     edits = [SpanEdit(s, e, n) for s, e, lengths in sites for n in lengths]
     sp = refiner.special
@@ -158,6 +164,13 @@ def _round(code: str, issue: SyntaxIssue, lang: str, params: RepairParams,
     cands: list[Candidate] = []
     seen: set[str] = set()
     nfe = 0
+    if params.top_k:
+        for e, token in _top_k_single(ids, [e for e in edits if e.length == 1], refiner, params):
+            text = _splice(code, offsets, e, refiner.decode([token]))
+            if text not in seen and text != code:
+                seen.add(text)
+                cands.append(Candidate(text, check(text, lang), Levenshtein.distance(code, text), 0.0))
+        nfe += 1
     for cfg in configs:
         results = fill_spans(refiner.predictor, [ids] * len(edits), [[e] for e in edits], pad_id=int(sp.pad or 0),
                              window=params.window, config=refiner.sampler(cfg), filler_id=sp.filler)
@@ -169,6 +182,38 @@ def _round(code: str, issue: SyntaxIssue, lang: str, params: RepairParams,
             seen.add(text)
             cands.append(Candidate(text, check(text, lang), Levenshtein.distance(code, text), r.spans[0].score))
     return cands, nfe
+
+
+def _top_k_single(ids: list[int], edits: list[SpanEdit], refiner: TextRefiner,
+                  params: RepairParams) -> list[tuple[SpanEdit, int]]:
+    """The k most likely tokens at every one-token site, from one batched forward pass.
+
+    A missing ':' or ')' is one token; the greedy fill may miss it where the second or
+    third guess has it, so the search looks a little wider than the argmax.
+    """
+    import torch
+
+    if not edits:
+        return []
+    w = params.window
+    mask = refiner.predictor.mask_token_id
+    rows, where = [], []
+    for e in edits:
+        left = ids[max(0, e.start - w) : e.start]
+        rows.append(left + [mask] + ids[e.end : e.end + w])
+        where.append(len(left))
+    width = max(len(r) for r in rows)
+    x = torch.full((len(rows), width), int(refiner.special.pad or 0), dtype=torch.long)
+    attn = torch.zeros_like(x)
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = torch.tensor(r)
+        attn[i, : len(r)] = 1
+    with torch.inference_mode():
+        logits = refiner.predictor(x, attn)[torch.arange(len(rows)), torch.tensor(where)].float()  # (N, V)
+    banned = torch.tensor(sorted(refiner.sampler(None).suppress_ids), dtype=torch.long)
+    logits = logits.index_fill(-1, banned, float("-inf"))
+    top = logits.topk(params.top_k, dim=-1).indices.tolist()
+    return [(e, t) for e, toks in zip(edits, top) for t in toks]
 
 
 def _splice(code: str, offsets: list[Span], e: SpanEdit, new: str) -> str:
