@@ -43,21 +43,12 @@ def _windows(corpus: Path, tokenizer: Any, kind: str, seq_len: int, n: int) -> t
     return torch.from_numpy(np.stack([arr[s : s + seq_len] for s in starts]))
 
 
-def _auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    n_pos = int(labels.sum())
-    n_neg = labels.numel() - n_pos
-    if not n_pos or not n_neg:
-        return float("nan")
-    ranks = torch.empty_like(scores, dtype=torch.float64)
-    ranks[scores.argsort()] = torch.arange(1, scores.numel() + 1, dtype=torch.float64)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 @torch.inference_mode()
 def refiner_figures(path: Path, corpus: Path, seq_len: int, n: int) -> dict[str, Any]:
     from refiner.predictor import load_predictor
     from refiner.schedule import apply_noise, diffusion_loss, sample_times
     from training.refiner_noise import RefinerObjective, corrupt
+    from training.train_refiner import auc
 
     pred, tok = load_predictor(path)
     out: dict[str, Any] = {"model": str(path)}
@@ -87,7 +78,7 @@ def refiner_figures(path: Path, corpus: Path, seq_len: int, n: int) -> dict[str,
         logp = torch.log_softmax(logits_fn(observed), -1)
         surprise = -logp.gather(-1, observed[..., None])[..., 0]
         out[kind] = {"held_out_loss": round(sum(losses) / len(losses), 4), "masked_token_accuracy": acc,
-                     "edit_noise_detection_auc": round(_auc(surprise[corruptible], corrupted[corruptible]), 4)}
+                     "edit_noise_detection_auc": round(auc(surprise[corruptible], corrupted[corruptible]), 4)}
     # the top-level figures: held-out code
     out["held_out_loss"] = out["code"]["held_out_loss"]
     out["masked_token_accuracy"] = out["code"]["masked_token_accuracy"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -56,14 +55,11 @@ def _documents(args: argparse.Namespace, tokenizer: Any, need: int, vocab: int) 
     rng = random.Random(args.seed)
     if tokenizer is None:  # tiny fallback: random ids below the special-token range
         return [[rng.randrange(vocab - 8) for _ in range(need + 8000)] for _ in range(args.cases)]
-    from training.corpus import build_corpus, iter_documents
+    from bench.quality import held_out
 
-    if not (args.corpus / "manifest.json").exists():
-        print(f"bench: building the corpus in {args.corpus} (first run)", file=sys.stderr)
-        build_corpus(args.corpus)
     docs = []
-    for doc in iter_documents(args.corpus, "held_out", kind=args.kind):
-        ids = tokenizer(doc.text, add_special_tokens=False)["input_ids"]
+    for text in held_out(args.corpus, args.kind):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) >= need:
             docs.append(ids)
     if not docs:

@@ -156,13 +156,9 @@ def fill_spans(
             f"a window of {width} tokens (spans plus context) exceeds the model's maximum "
             f"length ({predictor.max_length}); use a smaller window or shorter spans"
         )
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(rows), width), dtype=torch.long)
-    editable = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, (r, ed) in enumerate(zip(rows, editable_rows)):
-        input_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        attn[i, : len(r)] = 1
-        editable[i, : len(r)] = torch.tensor(ed, dtype=torch.bool)
+    input_ids, attn = pad_batch(rows, pad_id)
+    editable, _ = pad_batch([[int(e) for e in ed] for ed in editable_rows], 0)
+    editable = editable.bool()
     device = getattr(predictor, "device", torch.device("cpu"))
     out: DenoiseResult = denoise(
         predictor, input_ids.to(device), editable.to(device), attn.to(device), config, on_step
@@ -239,28 +235,62 @@ def infill_variable(
     return sorted((r.spans[0] for r in res), key=lambda s: s.score, reverse=True)
 
 
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token rows into (ids (N, W), attention_mask (N, W))."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(list(r), dtype=torch.long)
+        attn[i, : len(r)] = 1
+    return ids, attn
+
+
 @torch.inference_mode()
+def window_scores(
+    predictor: MaskPredictor,
+    ids: Sequence[int],
+    chunks: Sequence[tuple[int, int]],
+    context: int,
+    pad_id: int,
+    stride: int | None = None,
+) -> torch.Tensor:
+    """Log-probability of every token of a long document, chunk by chunk, in one batch: (L,).
+
+    Each chunk [lo, hi) is fed with ``context`` tokens of its neighbours so a token at a cut
+    still sees both sides. stride None: the text as it stands (cheap; meaningful for a
+    refiner trained with edit noise). stride k: k rows per chunk, row j masking the tokens
+    i with i % k == j, a pseudo-likelihood in which no token vouches for itself.
+    """
+    phases = list(range(stride)) if stride else [None]
+    rows, spans = [], []
+    for lo, hi in chunks:
+        a, b = max(0, lo - context), min(len(ids), hi + context)
+        for j in phases:
+            row = [predictor.mask_token_id if j is not None and i % stride == j else ids[i]  # type: ignore[operator]
+                   for i in range(a, b)]
+            rows.append(row)
+            spans.append((a, lo, hi, j))
+    x, attn = pad_batch(rows, pad_id)
+    truth, _ = pad_batch([ids[a : a + len(r)] for r, (a, _, _, _) in zip(rows, spans)], pad_id)
+    device = getattr(predictor, "device", torch.device("cpu"))
+    logits = predictor(x.to(device), attn.to(device)).float().cpu()
+    logp = torch.log_softmax(logits, -1).gather(-1, truth[..., None]).squeeze(-1)  # (N, W)
+    out = torch.zeros(len(ids))
+    pos = torch.arange(len(ids))
+    for r, (a, lo, hi, j) in enumerate(spans):
+        keep = torch.ones(hi - lo, dtype=torch.bool) if j is None else (pos[lo:hi] % stride == j)  # type: ignore[operator]
+        out[lo:hi] += logp[r, lo - a : hi - a] * keep
+    return out
+
+
 def token_scores(
     predictor: MaskPredictor,
     ids: Sequence[int],
     stride: int | None = None,
 ) -> torch.Tensor:
-    """Log-probability the refiner gives each existing token of a document: (L,).
+    """Log-probability the refiner gives each existing token of a short document: (L,).
 
-    stride None: one pass over the unmasked text (cheap; meaningful for a refiner trained
-    with edit noise, which learns to doubt wrong tokens it can see). stride k: k passes in
-    one batch, pass j masking every token i with i % k == j: a pseudo-likelihood that
-    never lets a token vouch for itself.
+    The whole document is one chunk; see :func:`window_scores` for ``stride``.
     """
-    x = torch.tensor([list(ids)], dtype=torch.long)
-    device = getattr(predictor, "device", torch.device("cpu"))
-    if stride is None:
-        logits = predictor(x.to(device), torch.ones_like(x).to(device))
-        return torch.log_softmax(logits[0].float(), -1).gather(-1, x[0, :, None].to(device)).squeeze(-1).cpu()
-    pos = torch.arange(len(ids))
-    batch = x.repeat(stride, 1)
-    hide = pos[None, :] % stride == torch.arange(stride)[:, None]  # (k, L)
-    batch = batch.masked_fill(hide, predictor.mask_token_id)
-    logits = predictor(batch.to(device), torch.ones_like(batch).to(device)).cpu()
-    logp = torch.log_softmax(logits.float(), -1).gather(-1, x.repeat(stride, 1)[..., None]).squeeze(-1)
-    return (logp * hide).sum(0)
+    return window_scores(predictor, ids, [(0, len(ids))], 0, pad_id=0, stride=stride)

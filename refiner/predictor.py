@@ -58,11 +58,7 @@ class HFMaskPredictor:
 
     @torch.inference_mode()
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.max_length is not None and input_ids.shape[1] > self.max_length:
-            raise ValueError(
-                f"sequence of {input_ids.shape[1]} tokens exceeds the model's maximum "
-                f"length ({self.max_length})"
-            )
+        self._check_length(input_ids)
         kwargs: dict[str, Any] = {}
         if self.pass_attention_mask and not bool(attention_mask.all()):
             kwargs["attention_mask"] = attention_mask
@@ -70,6 +66,13 @@ class HFMaskPredictor:
         if self.shift:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return logits.float()
+
+    def _check_length(self, input_ids: torch.Tensor) -> None:
+        if self.max_length is not None and input_ids.shape[1] > self.max_length:
+            raise ValueError(
+                f"sequence of {input_ids.shape[1]} tokens exceeds the model's maximum "
+                f"length ({self.max_length})"
+            )
 
     @property
     def device(self) -> torch.device:
@@ -90,11 +93,7 @@ class HFMaskPredictor:
     ) -> tuple[torch.Tensor, Any | None]:
         """Logits at ``positions`` (B, P) only -> ((B, P, V), cache or None)."""
         if self.supports_cache:
-            if self.max_length is not None and input_ids.shape[1] > self.max_length:
-                raise ValueError(
-                    f"sequence of {input_ids.shape[1]} tokens exceeds the model's maximum "
-                    f"length ({self.max_length})"
-                )
+            self._check_length(input_ids)
             logits, new = self.model.predict_at(  # type: ignore[operator]
                 input_ids, attention_mask, positions, cache=cache, build_cache=build_cache
             )

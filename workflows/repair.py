@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz.distance import Levenshtein
 
-from refiner.editing import SpanEdit, fill_spans
+from refiner.editing import SpanEdit, fill_spans, pad_batch
 from refiner.remasking import Span
 from refiner.sampler import SamplerConfig
 from refiner.text import TextRefiner
@@ -202,12 +202,7 @@ def _top_k_single(ids: list[int], edits: list[SpanEdit], refiner: TextRefiner,
         left = ids[max(0, e.start - w) : e.start]
         rows.append(left + [mask] + ids[e.end : e.end + w])
         where.append(len(left))
-    width = max(len(r) for r in rows)
-    x = torch.full((len(rows), width), int(refiner.special.pad or 0), dtype=torch.long)
-    attn = torch.zeros_like(x)
-    for i, r in enumerate(rows):
-        x[i, : len(r)] = torch.tensor(r)
-        attn[i, : len(r)] = 1
+    x, attn = pad_batch(rows, int(refiner.special.pad or 0))
     with torch.inference_mode():
         logits = refiner.predictor(x, attn)[torch.arange(len(rows)), torch.tensor(where)].float()  # (N, V)
     banned = torch.tensor(sorted(refiner.sampler(None).suppress_ids), dtype=torch.long)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from refiner.editing import window_scores
 from refiner.remasking import Span, mask_to_spans, plan_remask
 from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import TextRefiner
@@ -122,11 +123,9 @@ def revise(
 def _text_logp(text: str, refiner: TextRefiner, params: ReviseParams) -> tuple[list[Span], torch.Tensor]:
     """Each token's log-probability under the refiner, the text as it stands."""
     ids, offsets = refiner.encode(text)
-    max_len = refiner.predictor.max_length or 4096
-    chunk = min(params.chunk_tokens, max_len // 2)
-    context = min(64, (max_len - chunk) // 2)
-    probs = refiner_scores(ids, paragraph_chunks(text, offsets, chunk), refiner, context, stride=params.verify_stride)
-    return offsets, probs.clamp_min(1e-12).log()
+    chunks, context = scoring_chunks(text, offsets, refiner, params)
+    pad = int(refiner.special.pad or 0)
+    return offsets, window_scores(refiner.predictor, ids, chunks, context, pad, params.verify_stride)
 
 
 def _mean_over(offsets: list[Span], logp: torch.Tensor, start: int, end: int) -> float:
@@ -183,59 +182,19 @@ def paragraph_chunks(text: str, offsets: list[Span], chunk_tokens: int) -> list[
     return chunks
 
 
-@torch.inference_mode()
 def refiner_scores(ids: list[int], chunks: list[Span], refiner: TextRefiner, context: int,
                    stride: int | None = None) -> torch.Tensor:
-    """p the refiner gives each token of the text as it stands, chunk by chunk in one batch.
-
-    Each chunk is fed with ``context`` tokens of the neighbouring chunks, so a token at a cut
-    still sees both sides. -> (L,) probabilities.
-    """
-    pred = refiner.predictor
-    if stride:
-        # pseudo-likelihood: each token scored with itself masked, so it cannot vouch for
-        # itself (a model that sees a token tends to like it, right or wrong)
-        parts = [_masked_scores(ids, chunks, refiner, context, stride, j) for j in range(stride)]
-        return torch.stack(parts).sum(0)
-    rows = [(max(0, lo - context), min(len(ids), hi + context), lo, hi) for lo, hi in chunks]
-    width = max(b - a for a, b, _, _ in rows)
+    """p the refiner gives each token, chunk by chunk in one batch (see ``window_scores``)."""
     pad = int(refiner.special.pad or 0)
-    x = torch.full((len(rows), width), pad, dtype=torch.long)
-    attn = torch.zeros_like(x)
-    for r, (a, b, _, _) in enumerate(rows):
-        x[r, : b - a] = torch.tensor(ids[a:b])
-        attn[r, : b - a] = 1
-    device = getattr(pred, "device", torch.device("cpu"))
-    logits = pred(x.to(device), attn.to(device)).float().cpu()
-    probs = torch.softmax(logits, -1).gather(-1, x[..., None]).squeeze(-1)  # (R, W)
-    out = torch.ones(len(ids))
-    for r, (a, _, lo, hi) in enumerate(rows):
-        out[lo:hi] = probs[r, lo - a : hi - a]
-    return out
+    return window_scores(refiner.predictor, ids, chunks, context, pad, stride).exp()
 
 
-def _masked_scores(ids: list[int], chunks: list[Span], refiner: TextRefiner, context: int,
-                   stride: int, phase: int) -> torch.Tensor:
-    """p of the tokens i with i % stride == phase, those tokens masked; 0 elsewhere."""
-    masked = [refiner.predictor.mask_token_id if i % stride == phase else t for i, t in enumerate(ids)]
-    pred = refiner.predictor
-    rows = [(max(0, lo - context), min(len(ids), hi + context), lo, hi) for lo, hi in chunks]
-    width = max(b - a for a, b, _, _ in rows)
-    x = torch.full((len(rows), width), int(refiner.special.pad or 0), dtype=torch.long)
-    truth = torch.zeros_like(x)
-    attn = torch.zeros_like(x)
-    for r, (a, b, _, _) in enumerate(rows):
-        x[r, : b - a] = torch.tensor(masked[a:b])
-        truth[r, : b - a] = torch.tensor(ids[a:b])
-        attn[r, : b - a] = 1
-    device = getattr(pred, "device", torch.device("cpu"))
-    logits = pred(x.to(device), attn.to(device)).float().cpu()
-    probs = torch.softmax(logits, -1).gather(-1, truth[..., None]).squeeze(-1)
-    out = torch.zeros(len(ids))
-    for r, (a, _, lo, hi) in enumerate(rows):
-        out[lo:hi] = probs[r, lo - a : hi - a]
-    keep = torch.arange(len(ids)) % stride == phase
-    return out * keep
+def scoring_chunks(text: str, offsets: list[Span], refiner: TextRefiner, params: ReviseParams) -> tuple[list[Span], int]:
+    """Paragraph chunks that fit the model with room for ``context`` tokens on each side."""
+    max_len = refiner.predictor.max_length or 4096
+    chunk = min(params.chunk_tokens, max_len // 2)
+    context = min(64, (max_len - chunk) // 2)
+    return paragraph_chunks(text, offsets, chunk), context
 
 
 def drafter_scores(text: str, offsets: list[Span], drafter: Any) -> torch.Tensor:
@@ -262,10 +221,7 @@ def doubt_scores(text: str, ids: list[int], offsets: list[Span], params: ReviseP
     """Per-token probability that the token is right; the lower, the more doubtful."""
     scores = torch.ones(len(ids))
     if params.detect in ("refiner", "both"):
-        max_len = refiner.predictor.max_length or 4096
-        chunk = min(params.chunk_tokens, max_len // 2)  # leave room for context on both sides
-        context = min(64, (max_len - chunk) // 2)
-        chunks = paragraph_chunks(text, offsets, chunk)
+        chunks, context = scoring_chunks(text, offsets, refiner, params)
         scores = torch.minimum(scores, refiner_scores(ids, chunks, refiner, context))
     if params.detect in ("drafter", "both"):
         scores = torch.minimum(scores, drafter_scores(text, offsets, drafter))
