@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from refiner.editing import SpanEdit, fill_spans, infill_variable
+from refiner.editing import EditResult, SpanEdit, fill_spans, infill_variable
 from refiner.remasking import mask_to_spans, plan_remask
 from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import TextRefiner
@@ -115,10 +115,7 @@ def infill(
         with audit.timed("draft"):
             draft = _draft(prefix, suffix, params, drafter)
         if params.mode == "ar":
-            res = InfillResult(draft.text, at, at, "ar", [
-                InfillToken(t, math.exp(lp) if math.isfinite(lp) else 0.0, False)
-                for t, lp in zip(_token_texts(draft), draft.logprobs)
-            ], draft=draft.text)
+            res = ar_result(at, draft)
         else:
             with audit.timed("refine"):
                 res = _hybrid(prefix, suffix, draft, params, refiner, on_snapshot)
@@ -146,20 +143,37 @@ def fit_context(prefix: str, suffix: str, tokenizer: Any, budget: int) -> tuple[
 
 
 def _draft(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> Any:
+    return draft_many([(prefix, suffix, params)], drafter)[0]
+
+
+def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Any) -> list[Any]:
+    """FIM drafts of several holes (``(prefix, suffix, params)``) in one batched generation.
+
+    Each row keeps its own generation settings (length, temperature, stop strings, seed);
+    a serving replica collects concurrent requests into such a list.
+    """
     from drafter.params import GenerationParams
 
     ctx = getattr(drafter, "context_length", None)
-    if ctx:
-        # room for the sentinels (and a start token) and the middle itself
-        prefix, suffix = fit_context(prefix, suffix, drafter.tokenizer, ctx - params.max_tokens - 8)
+    prompts, gps = [], []
+    stop_ids: frozenset[int] = frozenset()
+    for prefix, suffix, params in items:
+        if ctx:
+            # room for the sentinels (and a start token) and the middle itself
+            prefix, suffix = fit_context(prefix, suffix, drafter.tokenizer, ctx - params.max_tokens - 8)
+        prompt = drafter.fim_prompt(prefix, suffix)
+        prompts.append(prompt.ids)
+        stop_ids = prompt.stop_ids  # the format's: the same for every row
+        gps.append(GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
+                                    top_p=params.top_p, stop=params.stop, seed=params.seed))
+    return drafter.generate_batch(prompts, gps, stop_ids=stop_ids) if prompts else []
 
-    gp = GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
-                          top_p=params.top_p, stop=params.stop, seed=params.seed)
-    return drafter.fim(prefix, suffix, gp)
 
-
-def _token_texts(draft: Any) -> list[str]:
-    return [draft.text[s:e] for s, e in draft.offsets]
+def ar_result(at: int, draft: Any) -> InfillResult:
+    """The drafter's answer as an infill result (mode ``ar``); ``at`` = len(prefix)."""
+    tokens = [InfillToken(draft.text[s:e], math.exp(lp) if math.isfinite(lp) else 0.0, False)
+              for (s, e), lp in zip(draft.offsets, draft.logprobs)]
+    return InfillResult(draft.text, at, at, "ar", tokens, draft=draft.text)
 
 
 def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefiner,
@@ -179,13 +193,25 @@ def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefi
     return InfillResult(refiner.decode(best.tokens), at, at, "diffusion", tokens, nfe=best.nfe)
 
 
-def _hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner,
-            on_snapshot: SnapshotFn | None) -> InfillResult:
-    at = len(prefix)
-    if not draft.text:
-        res = _diffusion(prefix, suffix, params, refiner, on_snapshot)
-        res.mode, res.draft = "hybrid", ""
-        return res
+@dataclass
+class HybridPlan:
+    """A draft ready for the refiner: the document in refiner tokens and the spans to re-mask."""
+
+    at: int  # len(prefix): where the middle goes
+    left: list[int]
+    mid: list[int]
+    right: list[int]
+    tokens: list[InfillToken]  # the draft in refiner tokens, with the drafter's confidence
+    spans: list[tuple[int, int]]  # re-masked token ranges of ``mid``
+    draft: str
+
+    @property
+    def edits(self) -> list[SpanEdit]:
+        return [SpanEdit.remask(len(self.left) + s, len(self.left) + e) for s, e in self.spans]
+
+
+def plan_hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner) -> HybridPlan:
+    """Map the draft onto refiner tokens and choose its weak tokens (below ``remask_below``, capped)."""
     left, _ = refiner.encode(prefix)
     right, _ = refiner.encode(suffix)
     mid, mid_off = refiner.encode(draft.text)
@@ -196,15 +222,79 @@ def _hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner:
         over = [p for (ds, de), p in zip(draft.offsets, d_prob) if ds < e and s < de] or [1.0]
         conf.append(min(over))
     scores = torch.tensor(conf)
-    base = scores < params.remask_below
-    chosen = plan_remask(base, scores, dilation=0, merge_gap=1, max_fraction=params.remask_cap)
-    spans = mask_to_spans(chosen)
+    chosen = plan_remask(scores < params.remask_below, scores, dilation=0, merge_gap=1, max_fraction=params.remask_cap)
     tokens = [InfillToken(refiner.decode([t]), c, False) for t, c in zip(mid, conf)]
-    if not spans:
-        return InfillResult(draft.text, at, at, "hybrid", tokens, draft=draft.text)
+    return HybridPlan(len(prefix), left, mid, right, tokens, mask_to_spans(chosen), draft.text)
+
+
+def finish_hybrid(plan: HybridPlan, out: EditResult | None, refiner: TextRefiner) -> InfillResult:
+    """The middle rebuilt token by token from the refiner's spans (``None``: nothing was re-masked)."""
+    if out is None:
+        return InfillResult(plan.draft, plan.at, plan.at, "hybrid", plan.tokens, draft=plan.draft)
+    left, mid = plan.left, plan.mid
+    new_tokens: list[InfillToken] = []
+    new_ids: list[int] = []
+    by_start = {f.edit.start - len(left): f for f in out.spans}
+    i = 0
+    while i < len(mid):
+        f = by_start.get(i)
+        if f is None:
+            new_tokens.append(plan.tokens[i])
+            new_ids.append(mid[i])
+            i += 1
+            continue
+        old = mid[f.edit.start - len(left): f.edit.end - len(left)]
+        for j, (t, c) in enumerate(zip(f.tokens, f.confidence)):
+            new_tokens.append(InfillToken(refiner.decode([t]), c, j >= len(old) or t != old[j]))
+            new_ids.append(t)
+        i = f.edit.end - len(left)
+    text = refiner.decode(new_ids)  # decoded whole: a character may span two byte-level tokens
+    return InfillResult(text, plan.at, plan.at, "hybrid", new_tokens, draft=plan.draft, nfe=out.nfe)
+
+
+def refine_drafts(items: list[tuple[str, str, Any, InfillParams]], refiner: TextRefiner) -> list[InfillResult]:
+    """The hybrid refinement of several drafts (``(prefix, suffix, draft, params)``), batched.
+
+    Drafts whose sampler settings agree go through one :func:`fill_spans` run (a serving
+    replica collects concurrent requests into such a list); the results equal
+    :func:`infill` in hybrid mode given the same drafts, up to sampling noise with a
+    temperature above 0. An empty draft falls back to diffusion, as in :func:`infill`.
+    """
+    results: list[InfillResult | None] = [None] * len(items)
+    groups: dict[str, list[tuple[int, HybridPlan]]] = {}
+    for i, (prefix, suffix, draft, params) in enumerate(items):
+        if not draft.text:
+            res = _diffusion(prefix, suffix, params, refiner, None)
+            res.mode, res.draft = "hybrid", ""
+            results[i] = res
+            continue
+        plan = plan_hybrid(prefix, suffix, draft, params, refiner)
+        if not plan.spans:
+            results[i] = finish_hybrid(plan, None, refiner)
+            continue
+        key = repr((_sampler(params), params.window))  # only identical settings share a run
+        groups.setdefault(key, []).append((i, plan))
     sp = refiner.special
-    doc = left + mid + right
-    edits = [SpanEdit.remask(len(left) + s, len(left) + e) for s, e in spans]
+    for members in groups.values():
+        params = items[members[0][0]][3]
+        outs = fill_spans(refiner.predictor, [p.left + p.mid + p.right for _, p in members], [p.edits for _, p in members],
+                          pad_id=int(sp.pad or 0), window=params.window, config=refiner.sampler(_sampler(params)),
+                          filler_id=sp.filler)
+        for (i, plan), out in zip(members, outs):
+            results[i] = finish_hybrid(plan, out, refiner)
+    return [r for r in results if r is not None]
+
+
+def _hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner,
+            on_snapshot: SnapshotFn | None) -> InfillResult:
+    if not draft.text:
+        res = _diffusion(prefix, suffix, params, refiner, on_snapshot)
+        res.mode, res.draft = "hybrid", ""
+        return res
+    plan = plan_hybrid(prefix, suffix, draft, params, refiner)
+    if not plan.spans:
+        return finish_hybrid(plan, None, refiner)
+    spans, mid = plan.spans, plan.mid
 
     def render(state: list[tuple[int, bool]]) -> str:
         pieces: list[str] = []
@@ -219,27 +309,11 @@ def _hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner:
         pieces.append(refiner.decode(mid[cursor:]))
         return "".join(pieces)
 
-    out = fill_spans(refiner.predictor, [doc], [edits], pad_id=int(sp.pad or 0), window=params.window,
-                     config=refiner.sampler(_sampler(params)), filler_id=sp.filler,
+    sp = refiner.special
+    out = fill_spans(refiner.predictor, [plan.left + mid + plan.right], [plan.edits], pad_id=int(sp.pad or 0),
+                     window=params.window, config=refiner.sampler(_sampler(params)), filler_id=sp.filler,
                      on_step=_snapshots(refiner, on_snapshot, render))[0]
-    # rebuild the middle token by token so each keeps its confidence and changed flag
-    new_tokens: list[InfillToken] = []
-    new_ids: list[int] = []
-    by_start = {f.edit.start - len(left): f for f in out.spans}
-    i = 0
-    while i < len(mid):
-        f = by_start.get(i)
-        if f is None:
-            new_tokens.append(tokens[i])
-            new_ids.append(mid[i])
-            i += 1
-            continue
-        old = mid[f.edit.start - len(left): f.edit.end - len(left)]
-        for j, (t, c) in enumerate(zip(f.tokens, f.confidence)):
-            new_tokens.append(InfillToken(refiner.decode([t]), c, j >= len(old) or t != old[j]))
-            new_ids.append(t)
-        i = f.edit.end - len(left)
-    text = refiner.decode(new_ids)  # decoded whole: a character may span two byte-level tokens
+    res = finish_hybrid(plan, out, refiner)
     if on_snapshot is not None:
-        on_snapshot(text)
-    return InfillResult(text, at, at, "hybrid", new_tokens, draft=draft.text, nfe=out.nfe)
+        on_snapshot(res.text)
+    return res
