@@ -123,9 +123,13 @@ Emit = Callable[[EngineEvent], None]
 
 
 class LocalEngine:
-    """:class:`EngineClient` over a refiner and an optional drafter in this process."""
+    """:class:`EngineClient` over a refiner and an optional drafter in this process.
 
-    def __init__(self, refiner: Any, drafter: Any | None = None, *, max_pending: int = 16,
+    A Serve replica holds one too, over the one model it serves (``refiner`` or ``drafter``
+    may then be None), and runs its batched calls through :meth:`submit`.
+    """
+
+    def __init__(self, refiner: Any | None, drafter: Any | None = None, *, max_pending: int = 16,
                  queue_timeout_s: float = 30.0, retry_after_s: float = 1.0) -> None:
         self.refiner = refiner
         self.drafter = drafter
@@ -137,6 +141,8 @@ class LocalEngine:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remask-engine")
         self._pending = 0
         self._waiting = 0
+        if refiner is None and drafter is None:
+            raise ValueError("an engine needs a refiner, a drafter or both")
 
     def queue_depth(self) -> int:
         return self._waiting
@@ -196,6 +202,15 @@ class LocalEngine:
                 self._locks[name].release()
             raise
 
+    async def submit(self, needs: tuple[str, ...], fn: Callable[[], R]) -> R:
+        """Run ``fn`` in a worker thread holding the locks of ``needs`` (admission as for any request)."""
+        out, _, _ = await self._run(needs, fn, threading.Event())
+        return out
+
+    def stream(self, needs: tuple[str, ...], fn: Callable[[Emit], Outcome[Any]]) -> AsyncIterator[EngineEvent]:
+        """Run ``fn(emit)`` holding the locks of ``needs``; yield what it emits, then :class:`Finished`."""
+        return self._stream(needs, fn)
+
     async def _call(self, needs: tuple[str, ...], fn: Callable[[], Outcome[R]]) -> Outcome[R]:
         out, queue_ms, run_ms = await self._run(needs, fn, threading.Event())
         out.queue_ms, out.run_ms = queue_ms, run_ms
@@ -239,7 +254,10 @@ class LocalEngine:
     def _infill_needs(self, params: InfillParams) -> tuple[str, ...]:
         return (REFINER,) if params.mode == "diffusion" else (DRAFTER,) if params.mode == "ar" else (DRAFTER, REFINER)
 
-    def _count(self, *texts: str) -> int:
+    def count(self, *texts: str) -> int:
+        """Tokens of ``texts`` under the refiner's tokenizer (the drafter's when there is no refiner)."""
+        if self.refiner is None:
+            return sum(len(self.drafter.encode(t)) for t in texts if t)
         return sum(len(self.refiner.encode(t)[0]) for t in texts if t)
 
     def _infill_sync(self, prefix: str, suffix: str, params: InfillParams, emit: Emit | None) -> Outcome[InfillResult]:
@@ -249,7 +267,7 @@ class LocalEngine:
             snap = (lambda s: emit(Snapshot(s))) if emit is not None else None
             drafter = None if params.mode == "diffusion" else self.drafter
             res = infill(prefix, suffix, params, self.refiner, drafter, on_snapshot=snap)
-        return Outcome(res, self._count(prefix, suffix), len(res.tokens))
+        return Outcome(res, self.count(prefix, suffix), len(res.tokens))
 
     def _ar_stream(self, prefix: str, suffix: str, params: InfillParams, emit: Emit) -> InfillResult:
         """The drafter's half of :func:`workflows.infill.infill` in AR mode, token by token.
@@ -265,8 +283,7 @@ class LocalEngine:
         if d is None:
             raise ValueError("mode 'ar' needs a drafter")
         at = len(prefix)
-        models = [ModelInfo.of(self.refiner.name, getattr(self.refiner, "path", None)),
-                  ModelInfo.of(d.name, getattr(d, "path", None))]
+        models = [ModelInfo.of(m.name, getattr(m, "path", None)) for m in (self.refiner, d) if m is not None]
         audit = AuditRecord("infill", models, params.model_dump(), params.seed)
         if d.context_length:
             prefix, suffix = fit_context(prefix, suffix, d.tokenizer, d.context_length - params.max_tokens - 8)
@@ -292,49 +309,52 @@ class LocalEngine:
 
     # --- revise, repair, compliance --------------------------------------------------------
 
-    def _revise_needs(self, params: ReviseParams) -> tuple[str, ...]:
-        uses_drafter = params.spans is None and params.detect != "refiner"
+    def _revise_needs(self, params: ReviseParams, scorer: Any | None = None) -> tuple[str, ...]:
+        uses_drafter = params.spans is None and params.detect != "refiner" and scorer is None
         return (DRAFTER, REFINER) if uses_drafter else (REFINER,)
 
-    def _revise_sync(self, text: str, params: ReviseParams, emit: Emit | None) -> Outcome[ReviseResult]:
+    def _revise_sync(self, text: str, params: ReviseParams, emit: Emit | None, scorer: Any | None) -> Outcome[ReviseResult]:
         snap = (lambda s: emit(Snapshot(s))) if emit is not None else None
-        drafter = self.drafter if DRAFTER in self._revise_needs(params) else None
+        drafter = scorer or (self.drafter if DRAFTER in self._revise_needs(params) else None)
         res = revise(text, params, self.refiner, drafter, on_snapshot=snap)
-        return Outcome(res, self._count(text), self._count(*(e.after for e in res.edits)))
+        return Outcome(res, self.count(text), self.count(*(e.after for e in res.edits)))
 
-    async def revise(self, text: str, params: ReviseParams) -> Outcome[ReviseResult]:
-        return await self._call(self._revise_needs(params), lambda: self._revise_sync(text, params, None))
+    async def revise(self, text: str, params: ReviseParams, scorer: Any | None = None) -> Outcome[ReviseResult]:
+        """``scorer``: stands in for the drafter where it scores the text (a Serve replica passes
+        the drafter deployment's scores this way)."""
+        return await self._call(self._revise_needs(params, scorer), lambda: self._revise_sync(text, params, None, scorer))
 
-    def stream_revise(self, text: str, params: ReviseParams) -> AsyncIterator[EngineEvent]:
-        return self._stream(self._revise_needs(params), lambda emit: self._revise_sync(text, params, emit))
+    def stream_revise(self, text: str, params: ReviseParams, scorer: Any | None = None) -> AsyncIterator[EngineEvent]:
+        return self._stream(self._revise_needs(params, scorer), lambda emit: self._revise_sync(text, params, emit, scorer))
 
     async def repair(self, code: str, params: RepairParams) -> Outcome[RepairResult]:
         def run() -> Outcome[RepairResult]:
             res = repair(code, params, self.refiner)
-            return Outcome(res, self._count(code), self._count(*(e.after for e in res.edits)))
+            return Outcome(res, self.count(code), self.count(*(e.after for e in res.edits)))
 
         return await self._call((REFINER,), run)
 
     async def compliance(self, text: str, rules: RuleSet, params: ComplianceParams) -> Outcome[ComplianceResult]:
         def run() -> Outcome[ComplianceResult]:
             res = apply_rules(text, rules, self.refiner, params)
-            return Outcome(res, self._count(text), self._count(*(e.after for e in res.edits)))
+            return Outcome(res, self.count(text), self.count(*(e.after for e in res.edits)))
 
         return await self._call((REFINER,), run)
 
     # --- health -----------------------------------------------------------------------------
 
     def _health_sync(self) -> Outcome[None]:
-        ids, _ = self.refiner.encode("ok")
-        x = torch.tensor([ids])
-        with torch.inference_mode():
-            logits = self.refiner.predictor(x, torch.ones_like(x))
-        if logits.shape[:2] != x.shape or not bool(torch.isfinite(logits).all()):
-            raise RuntimeError("the refiner's forward pass gave no finite logits")
+        if self.refiner is not None:
+            ids, _ = self.refiner.encode("ok")
+            x = torch.tensor([ids])
+            with torch.inference_mode():
+                logits = self.refiner.predictor(x, torch.ones_like(x))
+            if logits.shape[:2] != x.shape or not bool(torch.isfinite(logits).all()):
+                raise RuntimeError("the refiner's forward pass gave no finite logits")
         if self.drafter is not None and not self.drafter.score("ok").token_ids:
             raise RuntimeError("the drafter scored nothing")
         return Outcome(None, 0, 0)
 
     async def check_health(self) -> None:
-        needs = (DRAFTER, REFINER) if self.drafter is not None else (REFINER,)
+        needs = tuple(n for n, m in ((DRAFTER, self.drafter), (REFINER, self.refiner)) if m is not None)
         await self._call(needs, self._health_sync)

@@ -1,0 +1,155 @@
+"""The service under editor load: FIM latency and throughput over HTTP (loopback only).
+
+``remask bench serve --json`` starts the Ray Serve application (``remask serve`` on a free
+loopback port, the default models, no job queue) unless ``--url`` names a running service,
+then sends 16-token infills cut from held-out Python files to ``/v1/completions``: first one
+at a time, then ``--concurrency`` at a time. Each phase is bounded by ``--requests`` and
+``--max-seconds``; a few warm-up requests go first and are not counted. Figures:
+
+- ``fim_p50_ms``, ``fim_p95_ms``: latency at concurrency 1 (client-side, whole response)
+- ``rps_c1``, ``rps_c8``: completed requests per second at concurrency 1 and 8
+- ``p50_ms_c8``: latency at concurrency 8; ``errors``: non-200 answers and failed requests
+- ``scaling``: rps_c8 / rps_c1 (target >= 2.5); targets: p50 < 250 ms, zero errors
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=None, help="a running service (default: start `remask serve` on loopback)")
+    p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    p.add_argument("--mode", default="hybrid", choices=["ar", "diffusion", "hybrid"])
+    p.add_argument("--max-tokens", type=int, default=16)
+    p.add_argument("--requests", type=int, default=64, help="most requests per phase")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="longest phase")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--startup-timeout", type=float, default=240.0)
+    p.add_argument("--server", default="serve", choices=["serve", "serve-local"],
+                   help="what to start when no --url is given (default: the Ray Serve app)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the service exited with code {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1.0)
+    raise RuntimeError(f"the service at {url} was not ready within {timeout:g}s")
+
+
+async def _phase(url: str, cases: list[dict[str, Any]], concurrency: int, n: int, max_s: float) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    t0 = time.perf_counter()
+
+    async def one(client: httpx.AsyncClient) -> None:
+        nonlocal errors, sent
+        while sent < n and time.perf_counter() - t0 < max_s:
+            body = cases[sent % len(cases)]
+            sent += 1
+            s = time.perf_counter()
+            try:
+                r = await client.post(f"{url}/v1/completions", json=body)
+                ok = r.status_code == 200 and "choices" in r.json()
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(1000 * (time.perf_counter() - s))
+            else:
+                errors += 1
+
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+        await asyncio.gather(*(one(client) for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
+    lat = sorted(latencies)
+    return {
+        "requests": len(lat), "errors": errors, "seconds": round(wall, 2),
+        "rps": round(len(lat) / wall, 2) if wall else 0.0,
+        "p50_ms": round(statistics.median(lat), 1) if lat else None,
+        "p95_ms": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1) if lat else None,
+    }
+
+
+def _cases(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from bench.quality import held_out, infill_cases
+
+    rng = random.Random(args.seed)
+    files = held_out(args.corpus, "code")
+    holes = infill_cases(files, 32, (1, 1), rng)
+    return [{"prompt": p, "suffix": s, "max_tokens": args.max_tokens, "mode": args.mode, "temperature": 0}
+            for p, _, s in holes]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    cases = _cases(args)
+    proc = None
+    url = args.url
+    log = None
+    try:
+        if url is None:
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}"
+            cmd = [sys.executable, "-m", "services.cli", args.server, "--host", "127.0.0.1", "--port", str(port)]
+            cmd += ["--no-jobs"] if args.server == "serve" else []
+            log = tempfile.TemporaryFile()
+            env = {**os.environ, "REMASK_API_KEYS": ""}  # loopback: no keys needed
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        t_start = time.perf_counter()
+        _wait_ready(url, proc, args.startup_timeout)
+        startup_s = time.perf_counter() - t_start
+        asyncio.run(_phase(url, cases, 1, args.warmup, args.max_seconds))  # warm-up, not counted
+        c1 = asyncio.run(_phase(url, cases, 1, args.requests, args.max_seconds))
+        cn = asyncio.run(_phase(url, cases, args.concurrency, args.requests, args.max_seconds))
+    finally:
+        if proc is not None:
+            import signal
+
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if log is not None:
+            log.close()
+    return {
+        "server": args.server if args.url is None else args.url, "mode": args.mode, "max_tokens": args.max_tokens,
+        "fim_p50_ms": c1["p50_ms"], "fim_p95_ms": c1["p95_ms"],
+        "rps_c1": c1["rps"], f"rps_c{args.concurrency}": cn["rps"], f"p50_ms_c{args.concurrency}": cn["p50_ms"],
+        "scaling": round(cn["rps"] / c1["rps"], 2) if c1["rps"] else None,
+        "errors": c1["errors"] + cn["errors"],
+        "requests": {"c1": c1["requests"], f"c{args.concurrency}": cn["requests"]},
+        "startup_s": round(startup_s, 1) if proc is not None else None,
+        "cpu": {"cores": os.cpu_count()},
+    }
