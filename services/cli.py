@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.commands.corpus",
     "services.commands.train",
     "services.commands.export_onnx",
+    "services.commands.serve",
     "services.commands.serve_local",
     "services.commands.worker",
 )
