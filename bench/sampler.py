@@ -5,7 +5,13 @@ Workload: ``--cases`` spans of ``--span`` tokens cut from the middle of held-out
 LLaDA reference sampler: one token committed per step, the whole sequence fed, low-confidence
 remasking, one case at a time. The fast path commits every position above ``--threshold``
 (at least one per step), feeds only ``--window`` tokens of context on each side, and runs all
-cases as one batch. Locality times the same span revision in a short and a long document.
+cases as one batch. Locality times the same span revision in documents of 512 to 32,000
+tokens (``ratio``: 8,000 against 512 tokens).
+
+``--sweep`` also runs the fast path at every threshold of ``SWEEP_THRESHOLDS`` (1.0 meaning
+the even schedule: no position ever beats it, so each step commits its quota) and every step
+budget of ``SWEEP_STEPS``, on the first ``--sweep-cases`` spans, and reports each point's
+speed-up over the baseline on those same spans and its exact match, under ``"sweep"``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from refiner.sampler import SamplerConfig
 
 DEFAULT_MODEL = Path("models/refiner")
 DEFAULT_CORPUS = Path("data/corpus")
+SWEEP_THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0)  # 1.0: the even schedule
+SWEEP_STEPS = (4, 8, 16)  # forward-pass budgets per span
+LOCALITY_LENGTHS = (512, 2000, 8000, 32000)  # document tokens
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=int, default=64, help="tokens of context each side in the fast path")
     p.add_argument("--threshold", type=float, default=0.9, help="commit threshold of the fast path")
     p.add_argument("--no-cache", action="store_true", help="fast path without the approximate context cache")
+    p.add_argument("--sweep", action="store_true", help="also sweep the fast path over thresholds and step budgets")
+    p.add_argument("--sweep-cases", type=int, default=12, help="spans per sweep point (the first of --cases)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -100,13 +111,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fill_spans(pred, [cases[0][0]], [[cases[0][1]]], pad, None, SamplerConfig(steps=1))  # warm-up
 
     base_cfg = SamplerConfig(steps=args.span, remasking="low_confidence")
-    t0 = time.perf_counter()
-    base_nfe, base_out = 0, []
+    base_nfe, base_out, base_times = 0, [], []
     for doc, e in cases:
+        t0 = time.perf_counter()
         r = fill_spans(pred, [doc], [[e]], pad, window=None, config=base_cfg)[0]
+        base_times.append(time.perf_counter() - t0)
         base_nfe += r.nfe
         base_out.append(r.spans[0].raw_tokens)
-    base_s = time.perf_counter() - t0
+    base_s = sum(base_times)
 
     def fast(cache: bool) -> tuple[float, Any, list[list[int]]]:
         cfg = SamplerConfig(steps=args.span, threshold=args.threshold, cache=cache)
@@ -120,7 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     b_acc, b_exact = _accuracy(cases, base_out)
     f_acc, f_exact = _accuracy(cases, fast_out)
     n_acc, n_exact = _accuracy(cases, nocache_out)
-    return {
+    figures: dict[str, Any] = {
         "model": name,
         "cases": len(cases),
         "span_tokens": args.span,
@@ -135,24 +147,53 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                "speedup": round(base_s / nocache_s, 2)},
         "locality": _locality(pred, pad, docs, args),
     }
+    if args.sweep:
+        k = min(args.sweep_cases, len(cases))
+        figures["sweep"] = _sweep(pred, pad, cases[:k], base_out[:k], sum(base_times[:k]), args)
+    return figures
 
 
-def _locality(pred: HFMaskPredictor, pad: int, docs: list[list[int]], args: argparse.Namespace) -> dict[str, float]:
-    """Time one 16-token span revision in a 512-token and an 8,000-token document."""
+def _sweep(pred: HFMaskPredictor, pad: int, cases: list[tuple[list[int], SpanEdit]],
+           base_out: list[list[int]], base_s: float, args: argparse.Namespace) -> dict[str, Any]:
+    """The fast path at every (threshold, step budget) point on ``cases``, against the
+    baseline's time and output on the same cases (measured once, in the main run)."""
+    b_acc, _ = _accuracy(cases, base_out)
+    points = []
+    for steps in SWEEP_STEPS:
+        for thr in SWEEP_THRESHOLDS:
+            cfg = SamplerConfig(steps=steps, threshold=None if thr >= 1.0 else thr, cache=not args.no_cache)
+            t0 = time.perf_counter()
+            res = fill_spans(pred, [d for d, _ in cases], [[e] for _, e in cases], pad, window=args.window, config=cfg)
+            s = time.perf_counter() - t0
+            acc, span_exact = _accuracy(cases, [r.spans[0].raw_tokens for r in res])
+            points.append({"threshold": thr, "steps": steps, "nfe": res[0].nfe, "seconds": round(s, 3),
+                           "speedup": round(base_s / s, 2), "exact_match": round(acc, 2),
+                           "span_exact": round(span_exact, 2)})
+    return {"cases": len(cases), "window": args.window, "cache": not args.no_cache,
+            "baseline": {"seconds": round(base_s, 3), "exact_match": round(b_acc, 2)}, "points": points}
+
+
+def _locality(pred: HFMaskPredictor, pad: int, docs: list[list[int]], args: argparse.Namespace) -> dict[str, Any]:
+    """Time one 16-token span revision in the middle of documents of each ``LOCALITY_LENGTHS``.
+
+    The lengths take turns in every round, so a noisy neighbour on a shared CPU hits them
+    alike; each figure is the median of the rounds.
+    """
+    longest = max(LOCALITY_LENGTHS)
     stream = [t for d in docs for t in d]
-    while len(stream) < 8000:
+    while len(stream) < longest:
         stream = stream + stream
     cfg = SamplerConfig(steps=16, threshold=args.threshold, cache=not args.no_cache)
-
-    def timed(n: int) -> float:
-        doc = stream[:n]
-        edit = SpanEdit.remask(n // 2, n // 2 + 16)
-        times = []
-        for _ in range(5):
+    times: dict[int, list[float]] = {n: [] for n in LOCALITY_LENGTHS}
+    for _ in range(5):
+        for n in LOCALITY_LENGTHS:
+            doc = stream[:n]
+            edit = SpanEdit.remask(n // 2, n // 2 + 16)
             t0 = time.perf_counter()
             fill_spans(pred, [doc], [[edit]], pad, window=args.window, config=cfg)
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    short, long = timed(512), timed(8000)
-    return {"short_doc_s": round(short, 4), "long_doc_s": round(long, 4), "ratio": round(long / short, 3)}
+            times[n].append(time.perf_counter() - t0)
+    med = {n: statistics.median(t) for n, t in times.items()}
+    short, long = med[512], med[8000]
+    return {"short_doc_s": round(short, 4), "long_doc_s": round(long, 4), "ratio": round(long / short, 3),
+            "by_length_s": {str(n): round(s, 4) for n, s in med.items()},
+            "ratio_longest": round(med[longest] / short, 3)}

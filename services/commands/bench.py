@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "quality": "bench.quality",
     "models": "bench.models",
     "queue": "bench.queue",
+    "serve": "bench.serve",
 }
 
 
@@ -30,6 +31,10 @@ def register(sub: Any) -> None:
         bp.add_argument("--json", action="store_true", help="print one JSON object (the default output)")
         mod.add_arguments(bp)
         bp.set_defaults(func=_runner(mod))
+    report = importlib.import_module("bench.report")  # not a benchmark: renders their stored figures
+    rp = which.add_parser("report", help="re-run benchmarks (--run) and rebuild bench/REPORT.md from their stored figures")
+    report.add_arguments(rp)
+    rp.set_defaults(func=lambda args: report.main(args, BENCHMARKS))
 
 
 def _runner(mod: Any) -> Any:

@@ -1,0 +1,132 @@
+"""PNG plots of stored benchmark figures (matplotlib, Agg canvas, no pyplot state).
+
+Each function takes a benchmark's figures and the PNG path to write, and returns the path,
+or None when the figures it needs are absent (an older result without a sweep, say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DPI = 100  # small files: about 30-60 KB a plot
+MODES = ("ar", "diffusion", "hybrid")
+KINDS = ("single_line", "multi_line")
+
+PlotFn = Callable[[dict[str, Any], Path], Path | None]
+
+
+def _figure(width: float, height: float, ncols: int) -> tuple[Any, list[Any]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    return fig, axes
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # no "Software" entry: a rebuilt plot of the same figures is the same file
+    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    return path
+
+
+def quality_by_mode(figures: dict[str, Any], path: Path) -> Path | None:
+    """Infill exact match, still-parses and mean latency by mode, single- and multi-line."""
+    infill = figures.get("infill")
+    if not isinstance(infill, dict) or not all(m in infill for m in MODES):
+        return None
+    fig, axes = _figure(10, 3.2, 3)
+    panels = (("exact_match", "exact match (%)"), ("parses", "file still parses (%)"),
+              ("mean_latency_ms", "mean latency (ms)"))
+    width = 0.38
+    for ax, (key, label) in zip(axes, panels):
+        for j, kind in enumerate(KINDS):
+            xs = [i + (j - 0.5) * width for i in range(len(MODES))]
+            ys = [float(infill[m].get(kind, {}).get(key, 0.0)) for m in MODES]
+            bars = ax.bar(xs, ys, width, label=kind.replace("_", "-"))
+            ax.bar_label(bars, fmt="%g", fontsize=7)
+        ax.set_xticks(range(len(MODES)), MODES)
+        ax.set_title(label, fontsize=10)
+        ax.margins(y=0.15)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("bench quality: infill by mode (held-out code)", fontsize=11)
+    return _save(fig, path)
+
+
+def _threshold_label(t: float) -> str:
+    return "even" if t >= 1.0 else f"{t:g}"
+
+
+def sampler_sweep(figures: dict[str, Any], path: Path) -> Path | None:
+    """Speed-up and exact match of the fast path at each threshold, one line per step budget."""
+    sweep = figures.get("sweep")
+    if not isinstance(sweep, dict) or not sweep.get("points"):
+        return None
+    points = sweep["points"]
+    thresholds = sorted({float(p["threshold"]) for p in points})
+    steps = sorted({int(p["steps"]) for p in points})
+    fig, (ax_s, ax_e) = _figure(10, 3.6, 2)
+    for n in steps:
+        row = {float(p["threshold"]): p for p in points if int(p["steps"]) == n}
+        xs = [i for i, t in enumerate(thresholds) if t in row]
+        ax_s.plot(xs, [row[thresholds[i]]["speedup"] for i in xs], marker="o", label=f"{n} steps")
+        ax_e.plot(xs, [row[thresholds[i]]["exact_match"] for i in xs], marker="o", label=f"{n} steps")
+    ax_s.axhline(8.0, color="red", linestyle="--", linewidth=1, label="target 8x")
+    base = float(sweep["baseline"]["exact_match"])
+    ax_e.axhline(base, color="black", linestyle="--", linewidth=1, label="baseline")
+    ax_e.axhspan(base - 2.0, base, color="green", alpha=0.1, label="within 2 points")
+    for ax, title in ((ax_s, "speed-up over the baseline (x)"), (ax_e, "exact match (% of tokens)")):
+        ax.set_xticks(range(len(thresholds)), [_threshold_label(t) for t in thresholds])
+        ax.set_xlabel("commit threshold")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"bench sampler --sweep: fast path on {sweep.get('cases', '?')} spans", fontsize=11)
+    return _save(fig, path)
+
+
+def sampler_locality(figures: dict[str, Any], path: Path) -> Path | None:
+    """Time of one span revision against document length."""
+    by_length = figures.get("locality", {}).get("by_length_s")
+    if not isinstance(by_length, dict) or len(by_length) < 2:
+        return None
+    lengths = sorted(int(n) for n in by_length)
+    ms = [1000 * float(by_length[str(n)]) for n in lengths]
+    fig, (ax,) = _figure(5.5, 3.4, 1)
+    ax.plot(lengths, ms, marker="o", label="16-token revision")
+    ax.axhline(1.5 * ms[0], color="red", linestyle="--", linewidth=1, label=f"1.5x the {lengths[0]}-token time")
+    ax.set_xscale("log")
+    ax.set_xticks(lengths, [f"{n:,}" for n in lengths])
+    ax.set_ylim(0, max(ms + [1.5 * ms[0]]) * 1.15)
+    ax.set_xlabel("document length (tokens)")
+    ax.set_ylabel("median latency (ms)")
+    ax.legend(fontsize=8)
+    ax.set_title("bench sampler: locality", fontsize=10)
+    return _save(fig, path)
+
+
+def models_accuracy(figures: dict[str, Any], path: Path) -> Path | None:
+    """Refiner masked-token accuracy by mask ratio, held-out code and prose."""
+    refiner = figures.get("refiner")
+    if not isinstance(refiner, dict):
+        return None
+    kinds = [k for k in ("code", "prose") if isinstance(refiner.get(k), dict) and "masked_token_accuracy" in refiner[k]]
+    if not kinds:
+        return None
+    fig, (ax,) = _figure(5.5, 3.4, 1)
+    for kind in kinds:
+        acc = refiner[kind]["masked_token_accuracy"]
+        ratios = sorted(acc, key=float)
+        ax.plot([float(r) for r in ratios], [100 * float(acc[r]) for r in ratios], marker="o", label=f"held-out {kind}")
+    ax.plot([0.15], [60.0], marker="*", markersize=12, color="red", linestyle="none", label="target at 0.15: > 60%")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("mask ratio")
+    ax.set_ylabel("masked-token accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.set_title("bench models: refiner", fontsize=10)
+    return _save(fig, path)

@@ -1,0 +1,170 @@
+"""What the report says about each benchmark: an explanation, how the report runs it, its
+tables and plots. Benchmarks without an entry here get the generic section (their module
+docstring and every figure of their JSON), so a new benchmark needs no edit to show up.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.report import plots
+from bench.report.markdown import generic_tables, table
+from bench.report.plots import PlotFn
+
+Tables = Callable[[dict[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class Section:
+    about: str  # what the benchmark measures (markdown)
+    run_args: tuple[str, ...] = ()  # extra arguments the report runs it with
+    tables: Tables = generic_tables  # figures -> markdown blocks
+    plots: tuple[tuple[str, PlotFn], ...] = ()  # (PNG file stem, plot function)
+
+
+def _sampler_tables(f: dict[str, Any]) -> list[str]:
+    rows: list[tuple[Any, ...]] = []
+    for label, key in (("LLaDA-style baseline", "baseline"), ("fast path", "fast"),
+                       ("fast path, no context cache", "fast_without_cache")):
+        r = f.get(key)
+        if isinstance(r, dict):
+            speed = 1.0 if key == "baseline" else (f.get("speedup") if key == "fast" else r.get("speedup"))
+            rows.append((label, r.get("nfe"), r.get("seconds"), speed, r.get("exact_match"), r.get("span_exact")))
+    out = [f"{f.get('cases', '?')} spans of {f.get('span_tokens', '?')} tokens, model `{f.get('model', '?')}`:\n\n"
+           + table(("sampler", "NFE", "seconds", "speed-up (x)", "exact match (% tokens)", "spans exact (%)"), rows)]
+    loc = f.get("locality", {})
+    if isinstance(loc.get("by_length_s"), dict):
+        lengths = sorted(loc["by_length_s"], key=int)
+        short = float(loc["by_length_s"][lengths[0]])
+        out.append("Locality, one 16-token revision:\n\n" + table(
+            ("document tokens", "median seconds", f"ratio to {int(lengths[0]):,} tokens"),
+            ((f"{int(n):,}", loc["by_length_s"][n], round(float(loc["by_length_s"][n]) / short, 3)) for n in lengths)))
+    elif loc:
+        out.append("Locality:\n\n" + table(("figure", "value"), loc.items()))
+    sweep = f.get("sweep")
+    if isinstance(sweep, dict) and sweep.get("points"):
+        pts = sweep["points"]
+        steps = sorted({int(p["steps"]) for p in pts})
+        thresholds = sorted({float(p["threshold"]) for p in pts})
+        cell = {(float(p["threshold"]), int(p["steps"])): f"{p['speedup']:g}x, {p['exact_match']:g}%" for p in pts}
+        grid = [("even" if t >= 1.0 else f"{t:g}", *(cell.get((t, n), "-") for n in steps)) for t in thresholds]
+        base = sweep.get("baseline", {})
+        out.append(f"Sweep on the first {sweep.get('cases', '?')} spans (speed-up over the baseline on the same "
+                   f"spans, exact match; baseline: {base.get('seconds', '?')} s, {base.get('exact_match', '?')}%):\n\n"
+                   + table(("threshold", *(f"{n} steps" for n in steps)), grid))
+    return out
+
+
+def _models_tables(f: dict[str, Any]) -> list[str]:
+    out = []
+    ref = f.get("refiner", {})
+    ratios = sorted({r for k in ("code", "prose") for r in ref.get(k, {}).get("masked_token_accuracy", {})}, key=float)
+    rows = []
+    for kind in ("code", "prose"):
+        r = ref.get(kind)
+        if isinstance(r, dict):
+            acc = r.get("masked_token_accuracy", {})
+            rows.append((kind, r.get("held_out_loss"), *(f"{100 * acc[x]:.1f}" if x in acc else "-" for x in ratios),
+                         r.get("edit_noise_detection_auc")))
+    if rows:
+        out.append(f"Refiner `{ref.get('model', '?')}`:\n\n" + table(
+            ("held-out", "ELBO loss", *(f"accuracy at {x} (%)" for x in ratios), "detection AUC"), rows))
+    d = f.get("drafter", {})
+    rows = [(k, d[k].get("held_out_loss"), d[k].get("perplexity")) for k in ("code", "prose") if isinstance(d.get(k), dict)]
+    if rows:
+        out.append(f"Drafter `{d.get('model', '?')}`:\n\n" + table(("held-out", "loss", "perplexity"), rows))
+    return out or generic_tables(f)
+
+
+def _quality_tables(f: dict[str, Any]) -> list[str]:
+    out = []
+    infill = f.get("infill")
+    if isinstance(infill, dict):
+        rows = []
+        for mode, kinds in infill.items():
+            for kind, r in kinds.items():
+                rows.append((mode, kind.replace("_", "-"), r.get("exact_match"), r.get("parses"), r.get("mean_latency_ms")))
+        out.append("Infill (held-out Python):\n\n" + table(("mode", "span", "exact match (%)", "still parses (%)", "mean latency (ms)"), rows))
+    rc = f.get("repair_code")
+    if isinstance(rc, dict):
+        out.append("Code repair:\n\n" + table(("cases", "parses after (%)", "restored exactly (%)", "mean latency (ms)"),
+                                              [(rc.get("cases"), rc.get("parses"), rc.get("restored_exactly"), rc.get("mean_latency_ms"))]))
+    rp = f.get("repair_prose")
+    if isinstance(rp, dict):
+        out.append("Prose repair:\n\n" + table(("cases", "WER before (%)", "WER after (%)", "reduction"),
+                                               [(rp.get("cases"), rp.get("wer_before"), rp.get("wer_after"), rp.get("reduction"))]))
+    return out or generic_tables(f)
+
+
+KNOWN: dict[str, Section] = {
+    "sampler": Section(
+        about="Refiner sampling speed and quality. The LLaDA-style baseline commits one token per step "
+        "and feeds the whole sequence, one span at a time; the fast path commits every position above a "
+        "confidence threshold, feeds a 64-token window on each side through the approximate context "
+        "cache, and runs all spans as one batch. Exact match is the share of span tokens restored. "
+        "Locality times the same 16-token revision in documents of growing length. The sweep runs the "
+        "fast path at several thresholds (\"even\": the even schedule, no threshold) and step budgets.",
+        run_args=("--sweep",),
+        tables=_sampler_tables,
+        plots=(("sampler_sweep", plots.sampler_sweep), ("sampler_locality", plots.sampler_locality)),
+    ),
+    "drafter": Section(
+        about="Backend speed: drafter tokens/s and refiner forward latency, PyTorch eager against ONNX "
+        "Runtime, on the same inputs in alternating blocks (medians), with the largest logit "
+        "difference and whether the greedy drafts are identical.",
+    ),
+    "models": Section(
+        about="Quality of the shipped models on the held-out split: drafter loss and perplexity; refiner "
+        "ELBO, masked-token accuracy at three mask ratios, and the AUC of its surprise at finding "
+        "edit-noise tokens (seeded noise: the same figures on every run).",
+        tables=_models_tables,
+        plots=(("models_accuracy", plots.models_accuracy),),
+    ),
+    "quality": Section(
+        about="The pipelines on held-out text: infill of single- and multi-line spans of Python files in "
+        "each mode (ar: the drafter alone; diffusion: the refiner alone; hybrid: drafter then "
+        "refiner), code repair of functions with 1-3 syntax-breaking corruptions, and prose revision "
+        "of paragraphs with word-level corruptions (word error rate before and after).",
+        tables=_quality_tables,
+        plots=(("quality_by_mode", plots.quality_by_mode),),
+    ),
+    "queue": Section(
+        about="The job queue under worker SIGKILLs (embedded Valkey, stub handler, no models): jobs/s, and "
+        "whether any job was lost or any item result duplicated; re-executed items are at-least-once "
+        "delivery at work.",
+    ),
+    "serve": Section(
+        about="The served API under load: fill-in-the-middle latency percentiles, requests/s at 1 and 8 "
+        "concurrent clients, and errors.",
+    ),
+}
+
+
+def section_for(name: str, module: str | None) -> Section:
+    """The known section of ``name``, else a generic one described by its module docstring."""
+    if name in KNOWN:
+        return KNOWN[name]
+    return Section(about=module_summary(module) if module else "(no benchmark module registered)")
+
+
+def module_summary(module: str) -> str:
+    """The first paragraph of a module's docstring, read from its source (no import: a
+    benchmark may pull in heavy dependencies)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return "(no description)"
+    try:
+        with open(spec.origin, encoding="utf-8") as fh:
+            doc = ast.get_docstring(ast.parse(fh.read()))
+    except (OSError, SyntaxError):
+        doc = None
+    if not doc:
+        return "(no description)"
+    return " ".join(doc.strip().split("\n\n")[0].split())
