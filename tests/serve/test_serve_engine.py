@@ -230,3 +230,16 @@ def test_batch_limits_come_from_user_config() -> None:
     assert seen == {"size": 4, "wait": 0.01}
     with pytest.raises(ValueError, match="unknown keys"):
         _batch_config(Batched(), {"max_batch": 4})
+
+
+def test_the_rayservice_manifest_carries_a_valid_serve_config() -> None:
+    import yaml
+
+    from services.commands.serve import app_parts
+
+    manifest = yaml.safe_load((ROOT / "deploy" / "rayservice.yaml").read_text())
+    assert manifest["kind"] == "RayService"
+    serve_cfg = yaml.safe_load(manifest["spec"]["serveConfigV2"])
+    args, overrides = app_parts(serve_cfg, {})
+    assert serve_cfg["applications"][0]["import_path"] == "services.serve.app:build_app"
+    assert set(overrides) == {"Ingress", "Drafter", "Refiner", "JobWorker"} and args.jobs
