@@ -24,3 +24,15 @@ elif has_extra onnx; then
     .venv/bin/python -m pip uninstall --quiet --yes onnxruntime-gpu || true
 fi
 .venv/bin/python -m pip install --quiet -e ".[${EXTRAS}]"
+# the playground's browser test (dev extra) drives the system's chromium (Playwright never
+# downloads one): install Debian's when none is on PATH; without apt-get the test skips, so only warn
+if has_extra dev && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""
+        if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+        { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+            || echo "bootstrap: warning: could not install chromium; the browser test will skip" >&2
+    else
+        echo "bootstrap: warning: no chromium on PATH and no apt-get; the browser test will skip" >&2
+    fi
+fi

@@ -8,9 +8,10 @@ with ``@serve.ingress`` over an engine client made of deployment handles.
 Routes: ``POST /v1/completions``, ``POST /v1/fim/completions``, ``POST /v1/revise``,
 ``POST /v1/repair``, ``GET /v1/models``, and the ``/v1/jobs`` batch routes when a job queue
 is given; ``GET /health`` (the process answers), ``GET /ready`` (models loaded and a tiny
-forward pass works), ``GET /metrics`` (Prometheus), and the OpenAPI document at
-``/openapi.json``. Request handling, outside in: metrics and access log, API keys, body
-size and encoding, then the route.
+forward pass works), ``GET /metrics`` (Prometheus), the OpenAPI document at
+``/openapi.json``, and the browser playground at ``/`` (:mod:`services.api.playground`).
+Request handling, outside in: metrics and access log, API keys, body size and encoding,
+then the route.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -29,6 +30,7 @@ from services.api.errors import APIError, install_error_handlers
 from services.api.jobs import router as jobs_router
 from services.api.metrics import Metrics
 from services.api.middleware import Authenticate, BodyGuard, Observe
+from services.api.playground import STATIC_PREFIX, install_playground
 from services.api.routes import router
 from services.api.settings import Settings
 from workflows.queue import JobQueue
@@ -52,7 +54,7 @@ class Health(BaseModel):
 
 def _route_templates(app: FastAPI) -> list[str]:
     """Every route path of the app, from its OpenAPI document (stable across FastAPI versions)."""
-    extra = [p for p in (app.openapi_url, app.docs_url, app.redoc_url, "/") if p]
+    extra = [p for p in (app.openapi_url, app.docs_url, app.redoc_url, "/", f"{STATIC_PREFIX}/{{name}}") if p]
     return [*app.openapi()["paths"], *extra]
 
 
@@ -98,9 +100,7 @@ def build_app(engine: EngineClient, settings: Settings | None = None, jobs: JobQ
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> JSONResponse:
-        return JSONResponse({"name": "remask", "docs": "/docs", "openapi": "/openapi.json"})
+    install_playground(app)
 
     # added last = runs first: observe everything, then keys, then the body checks
     app.add_middleware(BodyGuard, max_body_bytes=settings.limits.max_body_bytes,
