@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.commands.serve",
     "services.commands.serve_local",
     "services.commands.worker",
+    "services.commands.jobs",
 )
 
 
