@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.commands.serve_local",
     "services.commands.worker",
     "services.commands.jobs",
+    "services.commands.lsp",
 )
 
 

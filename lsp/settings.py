@@ -1,0 +1,75 @@
+"""Settings of ``remask lsp``: where the remask server is and how to ask it.
+
+Read, in this order of precedence, from the client's ``initializationOptions`` (or a later
+``workspace/didChangeConfiguration``), then the command line, then the environment
+(``REMASK_URL``, ``REMASK_API_KEY``), then the defaults. Options may sit at the top level or
+under a ``"remask"`` key, in camelCase as editors write them::
+
+    {"url": "http://127.0.0.1:8000", "apiKey": "...", "mode": "hybrid", "maxTokens": 32,
+     "steps": 8, "timeout": 10, "contextChars": 4000}
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+MODES = ("ar", "diffusion", "hybrid")
+
+# option name in initializationOptions -> dataclass field
+_KEYS = {"url": "url", "serverUrl": "url", "apiKey": "api_key", "mode": "mode", "maxTokens": "max_tokens",
+         "steps": "steps", "timeout": "timeout", "contextChars": "context_chars", "maxRetries": "max_retries"}
+
+
+@dataclass(frozen=True)
+class LspSettings:
+    url: str | None = None  # None: $REMASK_URL, else http://127.0.0.1:8000 (the SDK decides)
+    api_key: str | None = None  # None: $REMASK_API_KEY
+    mode: str = "hybrid"  # infill mode: ar (fastest), diffusion, hybrid
+    max_tokens: int = 32  # most tokens one inline completion inserts
+    steps: int = 8  # the refiner's denoising steps (inline completion and refine)
+    timeout: float = 10.0  # seconds per HTTP request; an editor waits for nothing longer
+    context_chars: int = 4000  # characters sent on each side of the cursor or selection
+    max_retries: int = 1  # an editor asks again anyway; one retry covers a busy moment
+
+    def with_options(self, options: Any) -> tuple[LspSettings, list[str]]:
+        """These settings overridden by ``options``; also the problems found (bad values are skipped)."""
+        if not isinstance(options, Mapping):
+            return self, [] if options is None else [f"settings must be an object, not {type(options).__name__}"]
+        if isinstance(options.get("remask"), Mapping):
+            options = options["remask"]
+        changes: dict[str, Any] = {}
+        problems: list[str] = []
+        for key, value in options.items():
+            name = _KEYS.get(key)
+            if name is None:
+                continue
+            try:
+                changes[name] = _check(name, value)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{key}: {exc}")
+        return replace(self, **changes), problems
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LspSettings:
+        env = os.environ if env is None else env
+        return cls(url=env.get("REMASK_URL") or None, api_key=env.get("REMASK_API_KEY") or None)
+
+
+def _check(name: str, value: Any) -> Any:
+    """``value`` for the field ``name``, or TypeError/ValueError saying what is wrong with it."""
+    if name == "mode":
+        if value not in MODES:
+            raise ValueError(f"must be one of {', '.join(MODES)}")
+        return value
+    if name in ("url", "api_key"):
+        if value is not None and not isinstance(value, str):
+            raise TypeError("must be a string")
+        return value or None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("must be a number")
+    if value < 0 or (value == 0 and name != "max_retries"):
+        raise ValueError("must be positive")
+    return float(value) if name == "timeout" else int(value)

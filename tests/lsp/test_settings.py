@@ -1,0 +1,24 @@
+"""Settings of the language server: initializationOptions over command-line defaults over the environment."""
+
+from __future__ import annotations
+
+from lsp.settings import LspSettings
+
+
+def test_environment_gives_url_and_key() -> None:
+    s = LspSettings.from_env({"REMASK_URL": "http://h:1", "REMASK_API_KEY": "k"})
+    assert (s.url, s.api_key, s.mode) == ("http://h:1", "k", "hybrid")
+    assert LspSettings.from_env({}).url is None  # the SDK then falls back to its default
+
+
+def test_initialization_options_override_and_bad_values_are_reported() -> None:
+    base = LspSettings(url="http://env:1", api_key="env-key")
+    s, problems = base.with_options({"remask": {"url": "http://opt:2", "apiKey": "opt-key", "mode": "ar",
+                                                "maxTokens": 12, "timeout": 2.5, "unknownOption": 1}})
+    assert (s.url, s.api_key, s.mode, s.max_tokens, s.timeout) == ("http://opt:2", "opt-key", "ar", 12, 2.5)
+    assert problems == []
+    s, problems = base.with_options({"mode": "fast", "maxTokens": -3, "steps": "8", "contextChars": 100})
+    assert (s.mode, s.max_tokens, s.steps, s.context_chars) == ("hybrid", 32, 8, 100)  # bad ones skipped
+    assert len(problems) == 3 and problems[0].startswith("mode: must be one of ar, diffusion, hybrid")
+    assert base.with_options(None) == (base, [])
+    assert base.with_options([1])[1] == ["settings must be an object, not list"]
