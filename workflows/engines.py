@@ -40,12 +40,14 @@ def load_refiner(path: str | Path | None = None, device: str = "cpu", window: in
     return TextRefiner.from_pretrained(p, device=device, backend=backend, window=window)
 
 
-def load_drafter(path: str | Path | None = None, device: str = "cpu") -> Any:
-    from drafter import Drafter
+def load_drafter(path: str | Path | None = None, device: str = "cpu", backend: str = "torch",
+                 threads: int | None = None) -> Any:
+    """The drafter in ``path``; ``backend="onnx"`` runs it in ONNX Runtime (exported on first use)."""
+    from drafter.onnx_backend import load_drafter as load
 
     p = Path(path) if path is not None else DEFAULT_DRAFTER
     _check_dir(p, "drafter", "remask train drafter")
-    d = Drafter.from_pretrained(p, device=device)
+    d = load(p, backend, device, threads=threads)  # type: ignore[arg-type]
     setattr(d, "path", str(p))  # noqa: B010 - audit records name the directory
     return d
 

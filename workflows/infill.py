@@ -45,6 +45,8 @@ class InfillParams(BaseModel):
     seed: int | None = Field(None, description="makes sampling reproducible")
     window: int = Field(64, ge=1, le=4096, description="refiner context tokens on each side of a span")
     cache: bool = Field(True, description="approximate context cache: later denoising steps run only the span (3.4x faster in `remask bench sampler`)")
+    context_tokens: int = Field(384, ge=16, le=1 << 20, description="most drafter tokens of prefix + suffix "
+                                "(the text nearest the cursor is kept): the draft's cost grows with it")
 
 
 @dataclass
@@ -146,6 +148,16 @@ def _draft(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> Any:
     return draft_many([(prefix, suffix, params)], drafter)[0]
 
 
+def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> tuple[str, str]:
+    """The prefix and suffix the drafter sees: at most ``params.context_tokens`` tokens, and
+    room left in its context for the sentinels (and a start token) and the middle itself."""
+    budget = params.context_tokens
+    ctx = getattr(drafter, "context_length", None)
+    if ctx:
+        budget = min(budget, ctx - params.max_tokens - 8)
+    return fit_context(prefix, suffix, drafter.tokenizer, budget)
+
+
 def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Any) -> list[Any]:
     """FIM drafts of several holes (``(prefix, suffix, params)``) in one batched generation.
 
@@ -154,13 +166,10 @@ def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Any) -> list
     """
     from drafter.params import GenerationParams
 
-    ctx = getattr(drafter, "context_length", None)
     prompts, gps = [], []
     stop_ids: frozenset[int] = frozenset()
     for prefix, suffix, params in items:
-        if ctx:
-            # room for the sentinels (and a start token) and the middle itself
-            prefix, suffix = fit_context(prefix, suffix, drafter.tokenizer, ctx - params.max_tokens - 8)
+        prefix, suffix = draft_context(prefix, suffix, params, drafter)
         prompt = drafter.fim_prompt(prefix, suffix)
         prompts.append(prompt.ids)
         stop_ids = prompt.stop_ids  # the format's: the same for every row

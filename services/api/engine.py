@@ -28,7 +28,7 @@ import torch
 
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.compliance import ComplianceParams, ComplianceResult, apply_rules
-from workflows.infill import InfillParams, InfillResult, InfillToken, fit_context, infill
+from workflows.infill import InfillParams, InfillResult, InfillToken, draft_context, infill
 from workflows.repair import RepairParams, RepairResult, repair
 from workflows.revise import ReviseParams, ReviseResult, revise
 from workflows.rules import RuleSet
@@ -285,8 +285,7 @@ class LocalEngine:
         at = len(prefix)
         models = [ModelInfo.of(m.name, getattr(m, "path", None)) for m in (self.refiner, d) if m is not None]
         audit = AuditRecord("infill", models, params.model_dump(), params.seed)
-        if d.context_length:
-            prefix, suffix = fit_context(prefix, suffix, d.tokenizer, d.context_length - params.max_tokens - 8)
+        prefix, suffix = draft_context(prefix, suffix, params, d)
         gp = GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
                               top_p=params.top_p, stop=params.stop, seed=params.seed)
         tokens: list[InfillToken] = []

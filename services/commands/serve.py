@@ -27,6 +27,10 @@ def register(sub: Any) -> None:
     p.add_argument("--refiner", default=None, help="refiner model directory (overrides the config's args)")
     p.add_argument("--drafter", default=None, help="drafter model directory (overrides the config's args)")
     p.add_argument("--no-drafter", action="store_true", help="serve without a drafter (diffusion mode only)")
+    p.add_argument("--drafter-backend", choices=["torch", "onnx"], default=None,
+                   help="run the drafter in PyTorch or ONNX Runtime (overrides the config's args)")
+    p.add_argument("--refiner-backend", choices=["torch", "onnx"], default=None,
+                   help="run the refiner in PyTorch or ONNX Runtime (overrides the config's args)")
     p.add_argument("--no-jobs", action="store_true", help="no /v1/jobs routes and no JobWorker deployment")
     p.add_argument("--data-dir", default=None, help="embedded Valkey's data directory (overrides the config's args)")
     p.add_argument("--num-cpus", type=float, default=None, help="CPUs of the local Ray instance (default: all)")
@@ -74,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else int(http.get("port", 8000))
     cli = {"refiner": args.refiner, "drafter": args.drafter, "host": host,
            "data_dir": args.data_dir,
+           "drafter_backend": args.drafter_backend, "refiner_backend": args.refiner_backend,
            "no_drafter": True if args.no_drafter else None, "jobs": False if args.no_jobs else None}
     app_args, overrides = app_parts(cfg, cli)
 

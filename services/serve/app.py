@@ -23,7 +23,7 @@ deploy/serve.yaml`` on a cluster (``import_path: services.serve.app:build_app``)
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -53,6 +53,9 @@ class AppArgs(BaseModel):
     no_drafter: bool = Field(False, description="serve without a drafter (diffusion mode only)")
     device: str = Field("cpu", description="torch device of the model replicas")
     torch_threads: int = Field(1, ge=1, description="torch threads per model replica (match its num_cpus)")
+    drafter_backend: Literal["torch", "onnx"] = Field("torch", description="onnx: the drafter runs in ONNX Runtime "
+                                                      "(exported next to its weights on first use; needs the onnx extra)")
+    refiner_backend: Literal["torch", "onnx"] = Field("torch", description="onnx: the refiner runs in ONNX Runtime")
     jobs: bool = Field(True, description="serve /v1/jobs and run the JobWorker deployment")
     redis_url: str | None = Field(None, description="queue server (default: $REDIS_URL, else an embedded Valkey in data_dir)")
     data_dir: str = Field("data/valkey", description="embedded Valkey's data directory")
@@ -87,11 +90,12 @@ def _batch_config(method: Any, config: dict[str, Any]) -> None:
 @serve.deployment(name="Drafter", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32,
                   max_queued_requests=64, health_check_period_s=10, user_config=DEFAULT_BATCH)
 class Drafter:
-    def __init__(self, path: str | None, device: str, threads: int, max_pending: int, queue_timeout_s: float) -> None:
+    def __init__(self, path: str | None, backend: str, device: str, threads: int, max_pending: int,
+                 queue_timeout_s: float) -> None:
         from workflows.engines import load_drafter
 
         _threads(threads)
-        self.replica = DrafterReplica(load_drafter(path, device), max_pending, queue_timeout_s)
+        self.replica = DrafterReplica(load_drafter(path, device, backend, threads), max_pending, queue_timeout_s)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         _batch_config(self.draft, config)
@@ -122,11 +126,12 @@ class Drafter:
 @serve.deployment(name="Refiner", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32,
                   max_queued_requests=64, health_check_period_s=10, user_config=DEFAULT_BATCH)
 class Refiner:
-    def __init__(self, path: str | None, device: str, threads: int, max_pending: int, queue_timeout_s: float) -> None:
+    def __init__(self, path: str | None, backend: str, device: str, threads: int, max_pending: int,
+                 queue_timeout_s: float) -> None:
         from workflows.engines import load_refiner
 
         _threads(threads)
-        self.replica = RefinerReplica(load_refiner(path, device), max_pending, queue_timeout_s)
+        self.replica = RefinerReplica(load_refiner(path, device, backend=backend), max_pending, queue_timeout_s)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         _batch_config(self.refine, config)
@@ -257,8 +262,8 @@ def compose(args: AppArgs, overrides: dict[str, dict[str, Any]] | None = None) -
         return d.options(**overrides[d.name]) if d.name in overrides else d
 
     model_args = (args.device, args.torch_threads, args.max_pending, args.queue_timeout_s)
-    refiner = opts(Refiner).bind(args.refiner, *model_args)
-    drafter = None if args.no_drafter else opts(Drafter).bind(args.drafter, *model_args)
+    refiner = opts(Refiner).bind(args.refiner, args.refiner_backend, *model_args)
+    drafter = None if args.no_drafter else opts(Drafter).bind(args.drafter, args.drafter_backend, *model_args)
     # the worker is bound into the ingress's arguments so that Serve deploys it with the app
     worker = opts(JobWorker).bind(args) if args.jobs else None
     return opts(Ingress).bind(refiner, drafter, args, worker)
