@@ -102,6 +102,7 @@ def sampler_locality(figures: dict[str, Any], path: Path) -> Path | None:
     ax.axhline(1.5 * ms[0], color="red", linestyle="--", linewidth=1, label=f"1.5x the {lengths[0]}-token time")
     ax.set_xscale("log")
     ax.set_xticks(lengths, [f"{n:,}" for n in lengths])
+    ax.minorticks_off()
     ax.set_ylim(0, max(ms + [1.5 * ms[0]]) * 1.15)
     ax.set_xlabel("document length (tokens)")
     ax.set_ylabel("median latency (ms)")

@@ -54,6 +54,8 @@ class Measured:
     python: str
     command: str  # the command a user types to repeat it
     seconds: float  # wall time of the whole run
+    # 1-minute load averages at the start and the end: on a shared CPU, why timings moved
+    load: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class StoredResult:
     def from_json(cls, data: dict[str, Any]) -> StoredResult:
         m = dict(data["measured"])
         m["machine"] = Machine(**m["machine"])
+        if m.get("load") is not None:
+            m["load"] = tuple(m["load"])
         return cls(name=data["benchmark"], figures=data["figures"], measured=Measured(**m))
 
 
@@ -122,6 +126,7 @@ def run_benchmark(name: str, extra: Sequence[str] = (), launcher: Launcher = cli
     with one JSON object.
     """
     argv = launcher(name, extra)
+    load_before = _load_average()
     t0 = time.monotonic()
     proc = subprocess.run(argv, check=False, cwd=cwd, stdout=subprocess.PIPE, text=True)
     seconds = time.monotonic() - t0
@@ -138,6 +143,7 @@ def run_benchmark(name: str, extra: Sequence[str] = (), launcher: Launcher = cli
         python=platform.python_version(),
         command=user_command(name, extra),
         seconds=round(seconds, 1),
+        load=None if load_before is None else (load_before, _load_average() or load_before),
     )
     return StoredResult(name=name, figures=figures, measured=measured)
 
@@ -150,6 +156,13 @@ def _last_json_object(stdout: str) -> dict[str, Any] | None:
             continue
         return value if isinstance(value, dict) else None
     return None
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def git_commit(repo: Path = REPO) -> str:

@@ -1,0 +1,249 @@
+"""bench.report: rendering from stored results, plots, target checks, and --run storing
+results (with a fake benchmark process, never a real benchmark)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bench.report import add_arguments, build_report, main
+from bench.report.results import Machine, Measured, StoredResult, load_result, save_result
+from bench.report.targets import TARGETS, evaluate
+
+REGISTRY = {"sampler": "bench.sampler", "quality": "bench.quality", "models": "bench.models",
+            "newbench": "bench.queue"}  # newbench: registered, but the report has no section for it
+
+MACHINE = Machine(cpu="Test CPU 9000", cores=2, ram_gb=16.0, gpu=None)
+
+SAMPLER = {
+    "model": "models/refiner", "cases": 24, "span_tokens": 16,
+    "baseline": {"nfe": 384, "seconds": 35.0, "exact_match": 6.0, "span_exact": 0.0, "tokens_fed": 496},
+    "fast": {"nfe": 16, "seconds": 2.5, "exact_match": 5.0, "span_exact": 0.0, "tokens_fed": 144},
+    "speedup": 14.0,
+    "fast_without_cache": {"nfe": 16, "seconds": 8.0, "exact_match": 5.2, "span_exact": 0.0, "speedup": 4.38},
+    "locality": {"short_doc_s": 0.1, "long_doc_s": 0.2, "ratio": 2.0,
+                 "by_length_s": {"512": 0.1, "2000": 0.12, "8000": 0.2, "32000": 0.21}, "ratio_longest": 2.1},
+    "sweep": {"cases": 12, "window": 64, "cache": True, "baseline": {"seconds": 17.0, "exact_match": 6.0},
+              "points": [{"threshold": t, "steps": s, "nfe": s, "seconds": 0.1 * s, "speedup": 170 / s,
+                          "exact_match": 5.0 + s / 16, "span_exact": 0.0}
+                         for s in (4, 8, 16) for t in (0.5, 0.9, 1.0)]},
+}
+QUALITY = {
+    "infill": {m: {k: {"exact_match": em, "parses": 50.0, "mean_latency_ms": lat}
+                   for k in ("single_line", "multi_line")}
+               for m, em, lat in (("ar", 10.0, 100.0), ("diffusion", 5.0, 300.0), ("hybrid", 12.0, 140.0))},
+    "repair_code": {"cases": 24, "parses": 79.2, "restored_exactly": 10.0, "mean_latency_ms": 500.0},
+    "repair_prose": {"cases": 16, "wer_before": 20.0, "wer_after": 9.0, "reduction": 0.55},
+}
+NEWBENCH = {"fim_p50_ms": 120.5, "nested": {"rps": 3.25, "ok": True}, "runs": [{"c": 1, "rps": 2.0}, {"c": 8, "rps": 6.0}]}
+
+
+def _store(results: Path, name: str, figures: dict, commit: str = "abcdef1234567890") -> None:
+    measured = Measured(date="2030-01-02T03:04:05+00:00", commit=commit, machine=MACHINE, torch="2.13.0",
+                        python="3.11.9", command=f"remask bench {name} --json", seconds=12.5)
+    save_result(results, StoredResult(name=name, figures=figures, measured=measured))
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG, after checking its signature and the IHDR chunk's CRC."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    body = data[16:29]
+    (crc,) = struct.unpack(">I", data[29:33])
+    assert zlib.crc32(b"IHDR" + body) == crc
+    assert data.endswith(b"IEND\xaeB`\x82")
+    w, h = struct.unpack(">II", body[:8])
+    return w, h
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """One report, built once for the tests that only read it."""
+    tmp_path = tmp_path_factory.mktemp("report")
+    results = tmp_path / "results"
+    _store(results, "sampler", SAMPLER)
+    _store(results, "quality", QUALITY)
+    _store(results, "newbench", NEWBENCH)
+    out = tmp_path / "bench" / "REPORT.md"
+    text = build_report(REGISTRY, results, out, out.parent / "plots")
+    assert out.read_text() == text
+    return text, out
+
+
+def _section(text: str, name: str) -> str:
+    return text.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0].strip()
+
+
+def test_header_states_machine_date_commit(report: tuple[str, Path]) -> None:
+    text, _ = report
+    head = text.split("\n## ", 1)[0]
+    assert "Test CPU 9000, 2 cores, 16 GB RAM, GPU: none" in head
+    assert "2030-01-02" in head and "abcdef1234" in head and "torch**: 2.13.0" in head
+    # the summary: 2 of 3 sampler targets met (locality 2.0 > 1.5), models not measured
+    assert "| [sampler](#sampler) | 2030-01-02, abcdef1234 | 2 of 3 |" in head
+    assert "| [models](#models) | not measured | - |" in head
+    assert "| [newbench](#newbench) | 2030-01-02, abcdef1234 | no targets |" in head
+
+
+def test_known_benchmark_section_has_tables_targets_and_plots(report: tuple[str, Path]) -> None:
+    text, out = report
+    s = _section(text, "sampler")
+    assert "`remask bench sampler --json`: measured 2030-01-02T03:04:05+00:00 at commit abcdef1234" in s
+    assert "| fast path >= 8x faster than the LLaDA-style baseline | 14.0x | met |" in s
+    assert "| fast-path exact match within 2 points of the baseline | 5.00% vs 6.00% (-1.00 points) | met |" in s
+    assert "| 2.00 | **not met** |" in s
+    assert "| fast path | 16 | 2.5 | 14 | 5 | 0 |" in s
+    assert "| 32,000 | 0.21 | 2.1 |" in s
+    assert "| even | 42.5x, 5.25% | 21.25x, 5.5% | 10.625x, 6% |" in s
+    for stem in ("sampler_sweep", "sampler_locality"):
+        assert f"![{stem}](plots/{stem}.png)" in s
+        assert (out.parent / "plots" / f"{stem}.png").is_file()
+
+    q = _section(text, "quality")
+    assert "| single-line infill: hybrid exact match above ar and diffusion | hybrid 12% vs ar 10%, diffusion 5% | met |" in q
+    assert "| multi-line infill: hybrid latency <= 1.5x ar | 1.40x ar (140 vs 100 ms) | met |" in q
+    assert "| >= 80% of corrupted code parses after repair | 79.2% | **not met** |" in q
+    assert "| hybrid | multi-line | 12 | 50 | 140 |" in q
+    assert "![quality_by_mode](plots/quality_by_mode.png)" in q
+
+
+def test_unknown_benchmark_rendered_generically(report: tuple[str, Path]) -> None:
+    text, _ = report
+    s = _section(text, "newbench")
+    # described by its module's docstring (bench.queue's first paragraph), no import needed
+    assert s.startswith("Job queue under worker kills")
+    assert "| fim_p50_ms | 120.5 |" in s
+    assert "| nested.rps | 3.25 |" in s and "| nested.ok | yes |" in s
+    assert "`runs`:\n\n| c | rps |\n|---|---|\n| 1 | 2 |\n| 8 | 6 |" in s
+    assert "Targets:" not in s and "![" not in s
+
+
+def test_missing_result_is_not_measured(report: tuple[str, Path]) -> None:
+    text, out = report
+    s = _section(text, "models")
+    assert "**Not measured**" in s and "remask bench report --run models" in s
+    assert "| edit-noise detection AUC > 0.85 (held-out code) | not measured | - |" in s
+    assert not (out.parent / "plots" / "models_accuracy.png").exists()
+
+
+def test_plots_are_small_valid_pngs(report: tuple[str, Path]) -> None:
+    _, out = report
+    pngs = sorted((out.parent / "plots").glob("*.png"))
+    assert [p.stem for p in pngs] == ["quality_by_mode", "sampler_locality", "sampler_sweep"]
+    for p in pngs:
+        w, h = _png_size(p)
+        assert 300 <= w <= 1200 and 200 <= h <= 600
+        assert p.stat().st_size < 80_000
+
+
+def test_stale_plot_removed_when_result_disappears(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "REPORT.md"
+    _store(results, "quality", QUALITY)
+    build_report(REGISTRY, results, out, tmp_path / "plots")
+    assert (tmp_path / "plots" / "quality_by_mode.png").is_file()
+    (results / "quality.json").unlink()
+    text = build_report(REGISTRY, results, out, tmp_path / "plots")
+    assert not (tmp_path / "plots" / "quality_by_mode.png").exists()
+    assert "quality_by_mode" not in text
+
+
+def test_models_plot_and_targets(tmp_path: Path) -> None:
+    figures = {"refiner": {"model": "m", "masked_token_accuracy": {"0.15": 0.65}, "edit_noise_detection_auc": 0.8,
+                           "code": {"held_out_loss": 3.0, "masked_token_accuracy": {"0.15": 0.65, "0.5": 0.4, "0.9": 0.1},
+                                    "edit_noise_detection_auc": 0.8}},
+               "drafter": {"model": "d", "code": {"held_out_loss": 3.9, "perplexity": 49.9}}}
+    verdicts = evaluate(TARGETS["models"], figures)
+    assert [(v.value, v.met) for v in verdicts] == [("65.0%", True), ("0.800", False)]
+    results = tmp_path / "results"
+    _store(results, "models", figures)
+    text = build_report(REGISTRY, results, tmp_path / "REPORT.md", tmp_path / "plots")
+    assert "| code | 3 | 65.0 | 40.0 | 10.0 | 0.8 |" in text
+    assert "| code | 3.9 | 49.9 |" in text
+    _png_size(tmp_path / "plots" / "models_accuracy.png")
+
+
+@pytest.mark.parametrize(
+    ("name", "figures", "expected"),
+    [
+        ("serve", {"fim_p50_ms": 180.0, "fim_p95_ms": 400.0, "rps_c1": 2.0, "rps_c8": 5.0, "errors": 0},
+         [True, True, True]),
+        ("serve", {"fim_p50_ms": 250.0, "rps_c1": 2.0, "rps_c8": 4.9, "errors": 3}, [False, False, False]),
+        ("queue", {"lost": 0, "duplicated": 0}, [True, True]),
+        ("queue", {"lost": 1, "duplicated": 0}, [False, True]),
+        ("quality", {"repair_prose": {"wer_before": 20.0, "wer_after": 10.0}}, [None, None, None, None, None, True]),
+        ("sampler", {"speedup": 7.99, "fast": {"exact_match": 3.9}, "baseline": {"exact_match": 6.0},
+                     "locality": {"ratio": 1.5}}, [False, False, True]),
+    ],
+)
+def test_target_checks(name: str, figures: dict, expected: list[bool | None]) -> None:
+    assert [v.met for v in evaluate(TARGETS[name], figures)] == expected
+
+
+def test_target_check_with_missing_result() -> None:
+    verdicts = evaluate(TARGETS["serve"], None)
+    assert [(v.value, v.met) for v in verdicts] == [("not measured", None)] * 3
+
+
+def _args(tmp_path: Path, *argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args([*argv, "--results", str(tmp_path / "results"), "--out", str(tmp_path / "REPORT.md")])
+
+
+def _fake_launcher(name: str, extra: Sequence[str]) -> list[str]:
+    """A benchmark process that prints some noise, then its JSON (which echoes its arguments);
+    'broken' fails."""
+    if name == "broken":
+        return [sys.executable, "-c", "import sys; sys.exit(3)"]
+    figures = {"value": 42, "args": list(extra)}
+    code = f"import sys; print('warming up'); print({json.dumps(figures)!r}); print('progress', file=sys.stderr)"
+    return [sys.executable, "-c", code]
+
+
+def test_run_stores_results_with_provenance(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    registry = {"fake": "bench.queue", "sampler": "bench.sampler"}
+    assert main(_args(tmp_path, "--run", "fake", "sampler"), registry, launcher=_fake_launcher) == 0
+    fake = load_result(tmp_path / "results", "fake")
+    assert fake is not None and fake.figures == {"value": 42, "args": []}
+    assert fake.measured.command == "remask bench fake --json"
+    assert len(fake.measured.commit) == 40 and fake.measured.machine.cores >= 1 and fake.measured.date[:2] == "20"
+    # the report runs a known benchmark with its section's arguments (the sampler's sweep)
+    sampler = load_result(tmp_path / "results", "sampler")
+    assert sampler is not None and sampler.figures["args"] == ["--sweep"]
+    assert sampler.measured.command == "remask bench sampler --json --sweep"
+    stored = json.loads((tmp_path / "results" / "fake.json").read_text())
+    assert set(stored) == {"benchmark", "measured", "figures"}
+    assert "| value | 42 |" in (tmp_path / "REPORT.md").read_text()
+    assert fake.measured.load is not None and len(fake.measured.load) == 2  # read back as a tuple
+    assert "1-minute load average" in (tmp_path / "REPORT.md").read_text()
+    assert "progress" in capfd.readouterr().err  # the benchmark's stderr passes through
+
+
+def test_failed_run_keeps_previous_result(tmp_path: Path) -> None:
+    _store(tmp_path / "results", "broken", {"value": 1})
+    registry = {"broken": "bench.queue", "fake": "bench.queue"}
+    assert main(_args(tmp_path, "--run-all"), registry, launcher=_fake_launcher) == 1
+    kept = load_result(tmp_path / "results", "broken")
+    assert kept is not None and kept.figures == {"value": 1}
+    assert load_result(tmp_path / "results", "fake") is not None  # the others still ran
+
+
+def test_run_unknown_benchmark_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        main(_args(tmp_path, "--run", "nope"), {"fake": "bench.queue"}, launcher=_fake_launcher)
+
+
+def test_cli_registers_report() -> None:
+    from services.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "report", "--run", "sampler", "queue", "--out", "x.md"])
+    assert args.run == ["sampler", "queue"] and args.out == Path("x.md") and callable(args.func)
