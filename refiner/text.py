@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from refiner.editing import SpanEdit, fill_spans, infill_variable
+from refiner.lexicon import Lexicon
 from refiner.predictor import HFMaskPredictor, Kind, MaskPredictor, load_predictor
 from refiner.remasking import Span, char_spans_to_token_mask, mask_to_spans, validate_char_spans
 from refiner.sampler import SamplerConfig, StepCallback
@@ -59,6 +60,7 @@ class TextRefiner:
         self.window = window
         self.config = self.sampler(config or SamplerConfig(steps=16, threshold=0.9, cache=True))
         self.path: str | None = None  # the model directory, when loaded from one (audit records)
+        self.lexicon: Lexicon | None = None  # words of the training prose (spelling), when shipped
 
     @classmethod
     def from_pretrained(
@@ -74,6 +76,7 @@ class TextRefiner:
             raise FileNotFoundError(f"no tokenizer files in model directory {str(path)!r}")
         out = cls(predictor, tokenizer, **kwargs)
         out.path = str(path)
+        out.lexicon = Lexicon.beside(path)
         return out
 
     def sampler(self, config: SamplerConfig | None) -> SamplerConfig:

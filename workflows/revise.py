@@ -7,6 +7,12 @@ and the refiner denoises them. Long documents are scored in chunks cut at paragr
 breaks, each with context across the cut, all chunks in one batch; denoising feeds only a
 window around each span, so cost follows the number of spans, not the document's length.
 Every offset in the result points into the original text.
+
+Prose found this way is first proofread (see :mod:`workflows.proofread`): words the
+refiner's lexicon does not know are checked against the lexicon words one edit away, and
+adjacent words against their swap. Free-form rewriting of doubtful prose spans is off by
+default (``rewrite_prose``): a small refiner's rewrites of prose made it worse, and its own
+pseudo-likelihood check approved them. Code is never proofread.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import TextRefiner
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.edits import Edit, compute_edits, languagetool_matches, unified_diff
+from workflows.proofread import ProofreadConfig, looks_like_code, proofread, to_original
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 MASK_GLYPH = "\u2591"
@@ -51,6 +58,10 @@ class ReviseParams(BaseModel):
     only_improvements: bool = Field(True, description="found spans: keep a rewrite only if the refiner scores the new text higher than the old")
     margin: float = Field(0.5, ge=0.0, description="how much higher (mean log-probability per token) a kept rewrite must score")
     verify_stride: int = Field(4, ge=1, le=16, description="the check scores each token with every 4th token masked (pseudo-likelihood), in this many passes")
+    language: str | None = Field(None, description="the text's language: 'prose', or a code language (python, ...) which is never proofread; none: guessed")
+    spelling: bool = Field(True, description="found spans, prose: correct words the refiner's lexicon does not know to a lexicon word one edit away, when context and frequency clearly favour it")
+    word_order: bool = Field(True, description="found spans, prose: swap adjacent words when the lexicon's word pairs clearly favour the swap")
+    rewrite_prose: bool = Field(False, description="found spans, prose: also re-mask and denoise low-confidence spans (code always is); off because a small refiner's prose rewrites do more harm than good")
 
 
 @dataclass
@@ -89,6 +100,21 @@ def revise(
     cfg = SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature,
                         seed=params.seed, cache=params.cache)
 
+    stage: list[Edit] = []  # proofreading's edits, offsets into ``text``
+    source = text
+    if params.spans is None and _is_prose(text, params.language):
+        lexicon = getattr(refiner, "lexicon", None)
+        if (params.spelling and lexicon is not None) or params.word_order:
+            with audit.timed("proofread"):
+                text, stage = proofread(source, refiner, lexicon, ProofreadConfig(),
+                                        spelling=params.spelling, word_order=params.word_order and lexicon is not None)
+            if stage and on_snapshot is not None:
+                on_snapshot(text)
+        if not params.rewrite_prose:
+            edits = _relabel(compute_edits(source, text, reason="spelling"), stage)
+            return ReviseResult(text, edits, unified_diff(source, text, name=name) if edits else "",
+                                languagetool_matches(source, edits), audit=audit)
+
     with audit.timed("tokenize"):
         ids, offsets = refiner.encode(text)
     if params.spans is not None:
@@ -103,7 +129,9 @@ def revise(
         chosen = plan_remask(probs < params.remask_below, probs, params.dilation, params.merge_gap, params.max_fraction)
         token_spans = mask_to_spans(chosen)
     if not token_spans:
-        return ReviseResult(text, [], "", [], audit=audit)
+        edits = _relabel(compute_edits(source, text, reason="spelling"), stage)
+        return ReviseResult(text, edits, unified_diff(source, text, name=name) if edits else "",
+                            languagetool_matches(source, edits), audit=audit)
 
     with audit.timed("refine"):
         out = refiner.revise_tokens(text, ids, offsets, token_spans, cfg, params.window,
@@ -111,13 +139,35 @@ def revise(
     if params.spans is None and params.only_improvements and out.edits:
         with audit.timed("verify"):
             out = keep_improvements(text, out, refiner, params)
-    edits = compute_edits(text, out.text, reason=reason)
-    edits = [_with_confidence(e, out.edits) for e in edits]
+    rewrites = [Edit(to_original(e.start, stage), to_original(e.end, stage, right=True), "", e.after, reason,
+                     e.confidence) for e in out.edits]
+    edits = compute_edits(source, out.text, reason=reason)
+    edits = [_with_confidence(e, rewrites) for e in _relabel(edits, stage + rewrites)]
     if on_snapshot is not None:
         on_snapshot(out.text)
-    char_spans = [(offsets[s][0], offsets[e - 1][1]) for s, e in token_spans]
-    return ReviseResult(out.text, edits, unified_diff(text, out.text, name=name),
-                        languagetool_matches(text, edits), nfe=out.nfe, spans=char_spans, audit=audit)
+    char_spans = [(to_original(offsets[s][0], stage), to_original(offsets[e - 1][1], stage, right=True))
+                  for s, e in token_spans]
+    return ReviseResult(out.text, edits, unified_diff(source, out.text, name=name),
+                        languagetool_matches(source, edits), nfe=out.nfe, spans=char_spans, audit=audit)
+
+
+def _is_prose(text: str, language: str | None) -> bool:
+    if language is not None:
+        return language.lower() in ("prose", "text", "plain", "markdown", "english")
+    return not looks_like_code(text)
+
+
+def _relabel(edits: list[Edit], stage: list[Edit]) -> list[Edit]:
+    """Give each word-level edit the reason and confidence of the stage edit it overlaps most."""
+    out = []
+    for e in edits:
+        def overlap(x: Edit, e: Edit = e) -> int:
+            return min(x.end, max(e.end, e.start + 1)) - max(x.start, e.start)
+        best = max(stage, key=overlap, default=None)
+        if best is not None and overlap(best) > 0:
+            e = Edit(e.start, e.end, e.before, e.after, best.reason, best.confidence)
+        out.append(e)
+    return out
 
 
 def _text_logp(text: str, refiner: TextRefiner, params: ReviseParams) -> tuple[list[Span], torch.Tensor]:

@@ -18,7 +18,7 @@ def test_user_spans_only_touch_their_tokens(tiny_refiner):
 
 def test_auto_detection_is_capped_and_edits_are_consistent(tiny_refiner):
     snaps = []
-    p = ReviseParams(remask_below=1.0, max_fraction=0.1, dilation=0, merge_gap=0, seed=0)
+    p = ReviseParams(remask_below=1.0, max_fraction=0.1, dilation=0, merge_gap=0, seed=0, rewrite_prose=True)
     res = revise(DOC, p, tiny_refiner, on_snapshot=snaps.append)
     n_tokens = len(tiny_refiner.encode(DOC)[0])
     masked_chars = sum(e - s for s, e in res.spans)
@@ -47,7 +47,7 @@ def test_long_document_chunks_at_paragraphs_and_scores_every_token(tiny_refiner)
     assert sum(b in para_starts for _, b in chunks[:-1]) >= len(chunks) - 2
     probs = refiner_scores(ids, chunks, tiny_refiner, context=20)
     assert probs.shape == (len(ids),) and ((probs > 0) & (probs <= 1)).all()
-    res = revise(long, ReviseParams(remask_below=1.0, max_fraction=0.02, seed=0), tiny_refiner)
+    res = revise(long, ReviseParams(remask_below=1.0, max_fraction=0.02, seed=0, rewrite_prose=True), tiny_refiner)
     assert apply_edits(long, res.edits) == res.text
 
 
@@ -63,7 +63,7 @@ def test_bad_input(tiny_refiner):
 
 
 def test_drafter_detection(tiny_refiner, tiny_drafter):
-    res = revise(DOC, ReviseParams(detect="both", remask_below=0.5, seed=0), tiny_refiner, tiny_drafter)
+    res = revise(DOC, ReviseParams(detect="both", remask_below=0.5, seed=0, rewrite_prose=True), tiny_refiner, tiny_drafter)
     assert apply_edits(DOC, res.edits) == res.text
 
 
@@ -72,7 +72,7 @@ def test_hundred_thousand_characters_are_revised_with_offsets_into_the_original(
                  "parties without prior written consent of the licensor.\n\n")
     doc = "".join(paragraph.format(i=i) for i in range(800))
     assert len(doc) > 100_000
-    res = revise(doc, ReviseParams(remask_below=1.0, max_fraction=0.002, dilation=0, seed=0), tiny_refiner)
+    res = revise(doc, ReviseParams(remask_below=1.0, max_fraction=0.002, dilation=0, seed=0, rewrite_prose=True), tiny_refiner)
     assert res.spans and apply_edits(doc, res.edits) == res.text
     for e in res.edits:
         assert doc[e.start : e.end] == e.before
@@ -98,7 +98,7 @@ def test_only_rewrites_the_model_prefers_are_kept(shared_tokenizer):
     sp = special_ids(shared_tokenizer)
     x = shared_tokenizer.convert_tokens_to_ids("x")
     r = TextRefiner(AlwaysX(x, sp.mask, len(shared_tokenizer)), shared_tokenizer, special=sp)
-    p = dict(remask_below=1.0, max_fraction=0.1, dilation=0, merge_gap=0, seed=0)
+    p = dict(remask_below=1.0, max_fraction=0.1, dilation=0, merge_gap=0, seed=0, rewrite_prose=True)
     preferred = revise(DOC, ReviseParams(**p), r)
     assert preferred.edits and all("x" in e.after for e in preferred.edits)
     refused = revise(DOC, ReviseParams(**p, margin=100.0), r)
