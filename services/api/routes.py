@@ -167,7 +167,8 @@ async def revise_route(req: ReviseRequest, ctx: CtxDep) -> Any:
     else:
         params = ReviseParams(spans=req.spans, detect=req.detect, remask_below=req.remask_below,
                               max_fraction=req.max_fraction, steps=req.steps, temperature=req.temperature,
-                              seed=req.seed, max_chars=limits.max_text_chars)
+                              seed=req.seed, max_chars=limits.max_text_chars, language=req.language,
+                              spelling=req.spelling, word_order=req.word_order, rewrite_prose=req.rewrite_prose)
         if req.stream:
             first, rest = await prime(ctx.engine.stream_revise(req.text, params))
             ctx.first_token()

@@ -138,6 +138,13 @@ class ReviseRequest(BaseModel):
     steps: int = Field(16, ge=1, le=1024, description="denoising step budget")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
     seed: int | None = Field(0, description="makes sampling reproducible")
+    language: str | None = Field(None, description="the text's language: 'prose', or a code language (python, ...) "
+                                                  "which is never proofread; null: guessed")
+    spelling: bool = Field(True, description="no spans, prose: correct unknown words to a known word one edit away "
+                                            "when context and frequency clearly favour it")
+    word_order: bool = Field(True, description="no spans, prose: swap adjacent words when word-pair counts clearly favour it")
+    rewrite_prose: bool = Field(False, description="no spans, prose: also re-mask and denoise low-confidence spans "
+                                                  "(code always is); off by default: small models' prose rewrites hurt")
     stream: bool = Field(False, description="stream denoising snapshots, then the result, as server-sent events")
 
     @field_validator("spans")

@@ -75,6 +75,11 @@ def register(sub: Any) -> None:
     p.add_argument("--rules", type=Path, help="compliance rule set (YAML) to apply instead")
     p.add_argument("--detect", choices=["refiner", "drafter", "both"], default="refiner")
     p.add_argument("--max-fraction", type=float, default=0.15, help="most share of tokens re-masked")
+    p.add_argument("--language", default=None, help="'prose' or a code language (never proofread); default: guessed")
+    p.add_argument("--no-spelling", action="store_true", help="prose: do not correct unknown words")
+    p.add_argument("--no-word-order", action="store_true", help="prose: do not swap adjacent words")
+    p.add_argument("--rewrite-prose", action="store_true",
+                   help="prose: also re-mask and denoise low-confidence spans (code always is)")
     p.set_defaults(func=_revise)
 
     p = sub.add_parser("repair", help="repair code that does not parse")
@@ -141,7 +146,8 @@ def _revise(args: argparse.Namespace) -> int:
 
     spans = [_parse_span(s) for s in args.span] or None
     params = _params(ReviseParams, spans=spans, detect=args.detect, steps=args.steps, seed=args.seed,
-                     max_fraction=args.max_fraction)
+                     max_fraction=args.max_fraction, language=args.language, spelling=not args.no_spelling,
+                     word_order=not args.no_word_order, rewrite_prose=args.rewrite_prose)
     drafter = load_drafter(args.drafter) if args.detect != "refiner" and spans is None else None
     res = revise(text, params, refiner, drafter, name=Path(args.input).name if args.input != "-" else "stdin")
     _emit(args, res, res.text)
