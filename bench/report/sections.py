@@ -50,11 +50,13 @@ def _sampler_tables(f: dict[str, Any]) -> list[str]:
         pts = sweep["points"]
         steps = sorted({int(p["steps"]) for p in pts})
         thresholds = sorted({float(p["threshold"]) for p in pts})
-        cell = {(float(p["threshold"]), int(p["steps"])): f"{p['speedup']:g}x, {p['exact_match']:g}%" for p in pts}
+        cell = {(float(p["threshold"]), int(p["steps"])): f"{p['speedup']:g}x, {p['exact_match']:g}%, {p.get('nfe', '?')} NFE"
+                for p in pts}
         grid = [("even" if t >= 1.0 else f"{t:g}", *(cell.get((t, n), "-") for n in steps)) for t in thresholds]
         base = sweep.get("baseline", {})
         out.append(f"Sweep on the first {sweep.get('cases', '?')} spans (speed-up over the baseline on the same "
-                   f"spans, exact match; baseline: {base.get('seconds', '?')} s, {base.get('exact_match', '?')}%):\n\n"
+                   f"spans, exact match, forward passes; baseline: {base.get('seconds', '?')} s, "
+                   f"{base.get('exact_match', '?')}%; {sweep.get('timing', 'one run each')}):\n\n"
                    + table(("threshold", *(f"{n} steps" for n in steps)), grid))
     return out
 

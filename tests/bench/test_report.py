@@ -103,7 +103,7 @@ def test_known_benchmark_section_has_tables_targets_and_plots(report: tuple[str,
     assert "| 2.00 | **not met** |" in s
     assert "| fast path | 16 | 2.5 | 14 | 5 | 0 |" in s
     assert "| 32,000 | 0.21 | 2.1 |" in s
-    assert "| even | 42.5x, 5.25% | 21.25x, 5.5% | 10.625x, 6% |" in s
+    assert "| even | 42.5x, 5.25%, 4 NFE | 21.25x, 5.5%, 8 NFE | 10.625x, 6%, 16 NFE |" in s
     for stem in ("sampler_sweep", "sampler_locality"):
         assert f"![{stem}](plots/{stem}.png)" in s
         assert (out.parent / "plots" / f"{stem}.png").is_file()
