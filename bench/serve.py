@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     p.add_argument("--mode", default="hybrid", choices=["ar", "diffusion", "hybrid"])
     p.add_argument("--max-tokens", type=int, default=16)
+    p.add_argument("--steps", type=int, default=None, help="refiner step budget per request (default: the API's)")
     p.add_argument("--requests", type=int, default=64, help="most requests per phase")
     p.add_argument("--max-seconds", type=float, default=60.0, help="longest phase")
     p.add_argument("--concurrency", type=int, default=8)
@@ -107,7 +108,8 @@ def _cases(args: argparse.Namespace) -> list[dict[str, Any]]:
     rng = random.Random(args.seed)
     files = held_out(args.corpus, "code")
     holes = infill_cases(files, 32, (1, 1), rng)
-    return [{"prompt": p, "suffix": s, "max_tokens": args.max_tokens, "mode": args.mode, "temperature": 0}
+    extra = {"steps": args.steps} if args.steps is not None else {}
+    return [{"prompt": p, "suffix": s, "max_tokens": args.max_tokens, "mode": args.mode, "temperature": 0, **extra}
             for p, _, s in holes]
 
 
@@ -145,6 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log.close()
     return {
         "server": args.server if args.url is None else args.url, "mode": args.mode, "max_tokens": args.max_tokens,
+        "steps": args.steps,
         "fim_p50_ms": c1["p50_ms"], "fim_p95_ms": c1["p95_ms"],
         "rps_c1": c1["rps"], f"rps_c{args.concurrency}": cn["rps"], f"p50_ms_c{args.concurrency}": cn["p50_ms"],
         "scaling": round(cn["rps"] / c1["rps"], 2) if c1["rps"] else None,

@@ -45,7 +45,7 @@ class InfillParams(BaseModel):
     seed: int | None = Field(None, description="makes sampling reproducible")
     window: int = Field(64, ge=1, le=4096, description="refiner context tokens on each side of a span")
     cache: bool = Field(True, description="approximate context cache: later denoising steps run only the span (3.4x faster in `remask bench sampler`)")
-    context_tokens: int = Field(384, ge=16, le=1 << 20, description="most drafter tokens of prefix + suffix "
+    context_tokens: int = Field(256, ge=16, le=1 << 20, description="most drafter tokens of prefix + suffix "
                                 "(the text nearest the cursor is kept): the draft's cost grows with it")
 
 

@@ -30,6 +30,10 @@ def register(sub: Any) -> None:
     p.add_argument("--redis-url", default=None, help="queue server (default: $REDIS_URL, else an embedded Valkey)")
     p.add_argument("--data-dir", type=Path, default=Path("data/valkey"), help="embedded Valkey's data directory")
     p.add_argument("--prefix", default="remask", help="key prefix of the queue (default: %(default)s)")
+    p.add_argument("--torch-threads", type=int, default=1, help="torch threads per model (default: %(default)s; "
+                   "the drafter and the refiner run side by side, one thread each)")
+    p.add_argument("--drafter-backend", choices=["torch", "onnx"], default="torch",
+                   help="run the drafter in PyTorch or ONNX Runtime (exported on first use)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_serve)
 
@@ -44,8 +48,12 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(host=args.host, port=args.port, max_pending=args.max_pending,
                         limits=Limits(max_body_bytes=args.max_body_bytes))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
     refiner = load_refiner(args.refiner)
-    drafter = None if args.no_drafter else load_drafter(args.drafter)
+    drafter = None if args.no_drafter else load_drafter(args.drafter, backend=args.drafter_backend,
+                                                        threads=args.torch_threads)
     engine = LocalEngine(refiner, drafter, max_pending=settings.max_pending,
                          queue_timeout_s=settings.queue_timeout_s, retry_after_s=settings.retry_after_s)
     jobs, valkey = None, None

@@ -41,7 +41,7 @@ from services.serve.replicas import (
 
 log = logging.getLogger("remask.serve")
 
-DEFAULT_BATCH = {"max_batch_size": 8, "batch_wait_timeout_s": 0.01}
+DEFAULT_BATCH = {"max_batch_size": 8, "batch_wait_timeout_s": 0.02}
 
 
 class AppArgs(BaseModel):
@@ -101,11 +101,11 @@ class Drafter:
         _batch_config(self.draft, config)
         _batch_config(self.score, config)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def draft(self, items: list[HoleItem]) -> list[Any]:
         return await self.replica.draft(items)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def score(self, texts: list[str]) -> list[Any]:
         return await self.replica.score(texts)
 
@@ -136,7 +136,7 @@ class Refiner:
     def reconfigure(self, config: dict[str, Any]) -> None:
         _batch_config(self.refine, config)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def refine(self, items: list[DraftItem]) -> list[Any]:
         return await self.replica.refine(items)
 

@@ -227,7 +227,7 @@ def test_batch_limits_come_from_user_config() -> None:
             seen["wait"] = s
 
     _batch_config(Batched(), {"max_batch_size": 4})
-    assert seen == {"size": 4, "wait": 0.01}
+    assert seen == {"size": 4, "wait": 0.02}
     with pytest.raises(ValueError, match="unknown keys"):
         _batch_config(Batched(), {"max_batch": 4})
 
