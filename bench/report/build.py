@@ -131,7 +131,8 @@ def _section(e: _Entry, results: Path, out: Path, plots_dir: Path) -> str:
                      f"`remask bench report --run {e.name}` measures it.")
     else:
         m = e.result.measured
-        parts.append(f"`{m.command}`: measured {m.date} at commit {m.commit[:10]} on {m.machine.describe()}; "
+        changes = " (with uncommitted changes)" if m.dirty else ""
+        parts.append(f"`{m.command}`: measured {m.date} at commit {m.commit[:10]}{changes} on {m.machine.describe()}; "
                      f"the run took {m.seconds:g} s" + (f", 1-minute load average {m.load[0]:g} at its start and "
                                                         f"{m.load[1]:g} at its end." if m.load else "."))
     if e.verdicts:

@@ -56,6 +56,7 @@ class Measured:
     seconds: float  # wall time of the whole run
     # 1-minute load averages at the start and the end: on a shared CPU, why timings moved
     load: tuple[float, float] | None = None
+    dirty: bool | None = None  # tracked files differed from the commit (None: not known)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def run_benchmark(name: str, extra: Sequence[str] = (), launcher: Launcher = cli
     measured = Measured(
         date=datetime.now(UTC).replace(microsecond=0).isoformat(),
         commit=git_commit(),
+        dirty=git_dirty(),
         machine=this_machine(),
         torch=_version("torch"),
         python=platform.python_version(),
@@ -171,6 +173,16 @@ def git_commit(repo: Path = REPO) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def git_dirty(repo: Path = REPO) -> bool | None:
+    """Whether tracked files differ from the commit: then the commit alone does not say what ran."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, cwd=repo,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def this_machine() -> Machine:

@@ -45,9 +45,9 @@ QUALITY = {
 NEWBENCH = {"fim_p50_ms": 120.5, "nested": {"rps": 3.25, "ok": True}, "runs": [{"c": 1, "rps": 2.0}, {"c": 8, "rps": 6.0}]}
 
 
-def _store(results: Path, name: str, figures: dict, commit: str = "abcdef1234567890") -> None:
+def _store(results: Path, name: str, figures: dict, commit: str = "abcdef1234567890", dirty: bool = False) -> None:
     measured = Measured(date="2030-01-02T03:04:05+00:00", commit=commit, machine=MACHINE, torch="2.13.0",
-                        python="3.11.9", command=f"remask bench {name} --json", seconds=12.5)
+                        python="3.11.9", command=f"remask bench {name} --json", seconds=12.5, dirty=dirty)
     save_result(results, StoredResult(name=name, figures=figures, measured=measured))
 
 
@@ -145,6 +145,13 @@ def test_plots_are_small_valid_pngs(report: tuple[str, Path]) -> None:
         assert p.stat().st_size < 80_000
 
 
+def test_uncommitted_changes_are_stated(tmp_path: Path) -> None:
+    _store(tmp_path / "results", "queue", {"lost": 0, "duplicated": 0}, dirty=True)
+    text = build_report({"queue": "bench.queue"}, tmp_path / "results", tmp_path / "R.md", tmp_path / "plots")
+    assert "at commit abcdef1234 (with uncommitted changes) on Test CPU 9000" in text
+    assert "| [queue](#queue) | 2030-01-02, abcdef1234 | 2 of 2 |" in text
+
+
 def test_stale_plot_removed_when_result_disappears(tmp_path: Path) -> None:
     results, out = tmp_path / "results", tmp_path / "REPORT.md"
     _store(results, "quality", QUALITY)
@@ -224,6 +231,7 @@ def test_run_stores_results_with_provenance(tmp_path: Path, capfd: pytest.Captur
     assert set(stored) == {"benchmark", "measured", "figures"}
     assert "| value | 42 |" in (tmp_path / "REPORT.md").read_text()
     assert fake.measured.load is not None and len(fake.measured.load) == 2  # read back as a tuple
+    assert isinstance(fake.measured.dirty, bool)
     assert "1-minute load average" in (tmp_path / "REPORT.md").read_text()
     assert "progress" in capfd.readouterr().err  # the benchmark's stderr passes through
 
