@@ -225,8 +225,8 @@ def test_run_stores_results_with_provenance(tmp_path: Path, capfd: pytest.Captur
     assert len(fake.measured.commit) == 40 and fake.measured.machine.cores >= 1 and fake.measured.date[:2] == "20"
     # the report runs a known benchmark with its section's arguments (the sampler's sweep)
     sampler = load_result(tmp_path / "results", "sampler")
-    assert sampler is not None and sampler.figures["args"] == ["--sweep"]
-    assert sampler.measured.command == "remask bench sampler --json --sweep"
+    assert sampler is not None and sampler.figures["args"] == ["--sweep", "--repeats", "3"]
+    assert sampler.measured.command == "remask bench sampler --json --sweep --repeats 3"
     stored = json.loads((tmp_path / "results" / "fake.json").read_text())
     assert set(stored) == {"benchmark", "measured", "figures"}
     assert "| value | 42 |" in (tmp_path / "REPORT.md").read_text()
