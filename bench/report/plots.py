@@ -46,14 +46,16 @@ def quality_by_mode(figures: dict[str, Any], path: Path) -> Path | None:
               ("mean_latency_ms", "mean latency (ms)"))
     width = 0.38
     for ax, (key, label) in zip(axes, panels):
+        top = 0.0
         for j, kind in enumerate(KINDS):
             xs = [i + (j - 0.5) * width for i in range(len(MODES))]
             ys = [float(infill[m].get(kind, {}).get(key, 0.0)) for m in MODES]
             bars = ax.bar(xs, ys, width, label=kind.replace("_", "-"))
             ax.bar_label(bars, fmt="%g", fontsize=7)
+            top = max([top, *ys])
         ax.set_xticks(range(len(MODES)), MODES)
         ax.set_title(label, fontsize=10)
-        ax.margins(y=0.15)
+        ax.set_ylim(0, top * 1.18 if top > 0 else 10.0)  # all zeros still reads as zero
     axes[0].legend(fontsize=8)
     fig.suptitle("bench quality: infill by mode (held-out code)", fontsize=11)
     return _save(fig, path)
@@ -72,20 +74,26 @@ def sampler_sweep(figures: dict[str, Any], path: Path) -> Path | None:
     thresholds = sorted({float(p["threshold"]) for p in points})
     steps = sorted({int(p["steps"]) for p in points})
     fig, (ax_s, ax_e) = _figure(10, 3.6, 2)
-    for n in steps:
+    for k, n in enumerate(steps):
         row = {float(p["threshold"]): p for p in points if int(p["steps"]) == n}
         xs = [i for i, t in enumerate(thresholds) if t in row]
-        ax_s.plot(xs, [row[thresholds[i]]["speedup"] for i in xs], marker="o", label=f"{n} steps")
-        ax_e.plot(xs, [row[thresholds[i]]["exact_match"] for i in xs], marker="o", label=f"{n} steps")
+        # shrinking markers: step budgets with equal figures stay visible on top of each other
+        style = {"marker": "osD^v"[k % 5], "markersize": max(3, 9 - 2.5 * k), "label": f"{n} steps"}
+        ax_s.plot(xs, [row[thresholds[i]]["speedup"] for i in xs], **style)
+        ax_e.plot(xs, [row[thresholds[i]]["exact_match"] for i in xs], **style)
     ax_s.axhline(8.0, color="red", linestyle="--", linewidth=1, label="target 8x")
+    ax_s.set_ylim(0, max(float(p["speedup"]) for p in points) * 1.3)
     base = float(sweep["baseline"]["exact_match"])
     ax_e.axhline(base, color="black", linestyle="--", linewidth=1, label="baseline")
     ax_e.axhspan(base - 2.0, base, color="green", alpha=0.1, label="within 2 points")
+    low = min([base - 2.0] + [float(p["exact_match"]) for p in points])
+    high = max([base] + [float(p["exact_match"]) for p in points])
+    ax_e.set_ylim(max(0.0, low - 1.0), high + 0.35 * (high - low + 1.0))
     for ax, title in ((ax_s, "speed-up over the baseline (x)"), (ax_e, "exact match (% of tokens)")):
         ax.set_xticks(range(len(thresholds)), [_threshold_label(t) for t in thresholds])
         ax.set_xlabel("commit threshold")
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.suptitle(f"bench sampler --sweep: fast path on {sweep.get('cases', '?')} spans", fontsize=11)
     return _save(fig, path)
 

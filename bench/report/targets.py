@@ -103,7 +103,7 @@ def _repair_parses(f: dict[str, Any]) -> tuple[str, bool]:
 def _wer_halved(f: dict[str, Any]) -> tuple[str, bool]:
     before, after = float(get(f, "repair_prose", "wer_before")), float(get(f, "repair_prose", "wer_after"))
     reduction = 1 - after / before
-    return f"{before:g}% -> {after:g}% ({100 * reduction:+.1f}% reduction)", reduction >= 0.5
+    return f"{before:g}% -> {after:g}% ({100 * reduction:.1f}% lower)", reduction >= 0.5
 
 
 def _p50(f: dict[str, Any]) -> tuple[str, bool]:
