@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +47,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what to start when no --url is given (default: the Ray Serve app)")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free loopback port (the service binds it a moment later)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Return once ``url``/ready answers 200; RuntimeError if ``proc`` exits first or time runs out."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -113,38 +118,43 @@ def _cases(args: argparse.Namespace) -> list[dict[str, Any]]:
             for p, _, s in holes]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    cases = _cases(args)
-    proc = None
-    url = args.url
-    log = None
-    try:
-        if url is None:
-            port = _free_port()
-            url = f"http://127.0.0.1:{port}"
-            cmd = [sys.executable, "-m", "services.cli", args.server, "--host", "127.0.0.1", "--port", str(port)]
-            cmd += ["--no-jobs"] if args.server == "serve" else []
-            log = tempfile.TemporaryFile()
-            env = {**os.environ, "REMASK_API_KEYS": ""}  # loopback: no keys needed
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        t_start = time.perf_counter()
-        _wait_ready(url, proc, args.startup_timeout)
-        startup_s = time.perf_counter() - t_start
-        asyncio.run(_phase(url, cases, 1, args.warmup, args.max_seconds))  # warm-up, not counted
-        c1 = asyncio.run(_phase(url, cases, 1, args.requests, args.max_seconds))
-        cn = asyncio.run(_phase(url, cases, args.concurrency, args.requests, args.max_seconds))
-    finally:
-        if proc is not None:
-            import signal
-
+@contextlib.contextmanager
+def _service(args: argparse.Namespace) -> Iterator[tuple[str, float | None]]:
+    """(url, startup seconds): ``--url`` as given, else a service started on loopback and
+    stopped (SIGINT, then SIGKILL) on exit; a failed start raises with the end of its log."""
+    if args.url is not None:
+        wait_ready(args.url, None, args.startup_timeout)
+        yield args.url, None
+        return
+    url = f"http://127.0.0.1:{free_port()}"
+    cmd = [sys.executable, "-m", "services.cli", args.server, "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
+    cmd += ["--no-jobs"] if args.server == "serve" else []
+    env = {**os.environ, "REMASK_API_KEYS": ""}  # loopback: no keys needed
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            t0 = time.perf_counter()
+            try:
+                wait_ready(url, proc, args.startup_timeout)
+            except RuntimeError as exc:
+                log.seek(0)
+                raise RuntimeError(f"{exc}\n{log.read().decode(errors='replace')[-3000:]}") from None
+            yield url, time.perf_counter() - t0
+        finally:
             os.killpg(proc.pid, signal.SIGINT)
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if log is not None:
-            log.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    cases = _cases(args)
+    with _service(args) as (url, startup_s):
+        asyncio.run(_phase(url, cases, 1, args.warmup, args.max_seconds))  # warm-up, not counted
+        c1 = asyncio.run(_phase(url, cases, 1, args.requests, args.max_seconds))
+        cn = asyncio.run(_phase(url, cases, args.concurrency, args.requests, args.max_seconds))
     return {
         "server": args.server if args.url is None else args.url, "mode": args.mode, "max_tokens": args.max_tokens,
         "steps": args.steps,
@@ -153,6 +163,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "scaling": round(cn["rps"] / c1["rps"], 2) if c1["rps"] else None,
         "errors": c1["errors"] + cn["errors"],
         "requests": {"c1": c1["requests"], f"c{args.concurrency}": cn["requests"]},
-        "startup_s": round(startup_s, 1) if proc is not None else None,
+        "startup_s": round(startup_s, 1) if startup_s is not None else None,
         "cpu": {"cores": os.cpu_count()},
     }

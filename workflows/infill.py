@@ -92,6 +92,12 @@ def _snapshots(refiner: TextRefiner, on_snapshot: SnapshotFn | None, render: Cal
 MASK_GLYPH = "\u2591"  # a light shade block: visibly "not yet written"
 
 
+def check_context(prefix: str, suffix: str) -> None:
+    """ValueError when there is nothing around the hole to fill it from."""
+    if not prefix and not suffix:
+        raise ValueError("prefix and suffix are both empty: there is no context to fill")
+
+
 def infill(
     prefix: str,
     suffix: str,
@@ -101,8 +107,7 @@ def infill(
     on_snapshot: SnapshotFn | None = None,
 ) -> InfillResult:
     """Fill the middle between ``prefix`` and ``suffix`` in the requested mode."""
-    if not prefix and not suffix:
-        raise ValueError("prefix and suffix are both empty: there is no context to fill")
+    check_context(prefix, suffix)
     if params.mode in ("ar", "hybrid") and drafter is None:
         raise ValueError(f"mode {params.mode!r} needs a drafter")
     models = [ModelInfo.of(refiner.name, getattr(refiner, "path", None))]

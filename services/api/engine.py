@@ -28,7 +28,14 @@ import torch
 
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.compliance import ComplianceParams, ComplianceResult, apply_rules
-from workflows.infill import InfillParams, InfillResult, InfillToken, draft_context, infill
+from workflows.infill import (
+    InfillParams,
+    InfillResult,
+    InfillToken,
+    check_context,
+    draft_context,
+    infill,
+)
 from workflows.repair import RepairParams, RepairResult, repair
 from workflows.revise import ReviseParams, ReviseResult, revise
 from workflows.rules import RuleSet
@@ -278,8 +285,7 @@ class LocalEngine:
         from drafter.params import GenerationParams
 
         d = self.drafter
-        if not prefix and not suffix:
-            raise ValueError("prefix and suffix are both empty: there is no context to fill")
+        check_context(prefix, suffix)
         if d is None:
             raise ValueError("mode 'ar' needs a drafter")
         at = len(prefix)

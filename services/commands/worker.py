@@ -40,11 +40,9 @@ def _handler(args: argparse.Namespace) -> Any:
 
     if args.handler == "echo":
         return EchoHandler()
-    from workflows.engines import Engines, load_drafter, load_refiner
+    from workflows.engines import load_engines
 
-    refiner = load_refiner(args.refiner, args.device)
-    drafter = None if args.no_drafter else load_drafter(args.drafter, args.device)
-    return ModelHandler(Engines(refiner, drafter))
+    return ModelHandler(load_engines(args.refiner, args.drafter, need_drafter=not args.no_drafter, device=args.device))
 
 
 def _run(args: argparse.Namespace) -> int:

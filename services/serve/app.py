@@ -119,8 +119,7 @@ class Drafter:
     async def check(self) -> None:
         await self.replica.check()
 
-    async def check_health(self) -> None:  # Serve calls this every health_check_period_s
-        await self.replica.check()
+    check_health = check  # Serve calls it every health_check_period_s; /ready calls check
 
 
 @serve.deployment(name="Refiner", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32,
@@ -170,8 +169,7 @@ class Refiner:
     async def check(self) -> None:
         await self.replica.check()
 
-    async def check_health(self) -> None:
-        await self.replica.check()
+    check_health = check
 
 
 @serve.deployment(name="JobWorker", ray_actor_options={"num_cpus": 0.25}, health_check_period_s=10)
@@ -180,14 +178,13 @@ class JobWorker:
     inside the Drafter and Refiner replicas (scale it with ``num_replicas``)."""
 
     def __init__(self, args: AppArgs) -> None:
-        from workflows.engines import Engines, load_drafter, load_refiner
+        from workflows.engines import load_engines
         from workflows.queue import Keys, ModelHandler, WorkerConfig, connect
 
         _threads(args.torch_threads)
-        refiner = load_refiner(args.refiner, args.device)
-        drafter = None if args.no_drafter else load_drafter(args.drafter, args.device)
+        engines = load_engines(args.refiner, args.drafter, need_drafter=not args.no_drafter, device=args.device)
         r, self.server = connect(args.redis_url, args.data_dir)
-        self.replica = JobWorkerReplica(r, ModelHandler(Engines(refiner, drafter)), WorkerConfig(), Keys(args.prefix))
+        self.replica = JobWorkerReplica(r, ModelHandler(engines), WorkerConfig(), Keys(args.prefix))
 
     def check_health(self) -> None:
         self.replica.check()

@@ -27,7 +27,7 @@ from services.api.engine import EngineEvent, EngineUnavailable, Finished, Outcom
 from services.serve.replicas import Prescored
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.compliance import ComplianceParams, ComplianceResult
-from workflows.infill import InfillParams, InfillResult, ar_result
+from workflows.infill import InfillParams, InfillResult, ar_result, check_context
 from workflows.repair import RepairParams, RepairResult
 from workflows.revise import ReviseParams, ReviseResult
 from workflows.rules import RuleSet
@@ -91,6 +91,11 @@ class ServeEngine:
             self._models[name] = await self._call(handle.info.remote())
         return self._models[name]
 
+    async def _audit(self, params: InfillParams, drafter: Any) -> AuditRecord:
+        """The audit record of a drafted infill (the replicas name their models once)."""
+        models = [await self._info("refiner", self.refiner), await self._info("drafter", drafter)]
+        return AuditRecord("infill", models, params.model_dump(), params.seed)
+
     def _need_drafter(self, mode: str) -> Any:
         if self.drafter is None:
             raise ValueError(f"mode {mode!r} needs a drafter; this service runs without one")
@@ -99,13 +104,11 @@ class ServeEngine:
     # --- infill -----------------------------------------------------------------------------
 
     async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
-        if not prefix and not suffix:
-            raise ValueError("prefix and suffix are both empty: there is no context to fill")
+        check_context(prefix, suffix)
         if params.mode == "diffusion":
             return await self._call(self.refiner.infill.remote(prefix, suffix, params))
         drafter = self._need_drafter(params.mode)
-        models = [await self._info("refiner", self.refiner), await self._info("drafter", drafter)]
-        audit = AuditRecord("infill", models, params.model_dump(), params.seed)
+        audit = await self._audit(params, drafter)
         t0 = time.perf_counter()
         with audit.timed("draft"):
             drafted = await self._call(drafter.draft.remote((prefix, suffix, params)))
@@ -119,8 +122,7 @@ class ServeEngine:
         return out
 
     async def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
-        if not prefix and not suffix:
-            raise ValueError("prefix and suffix are both empty: there is no context to fill")
+        check_context(prefix, suffix)
         if params.mode == "diffusion":
             async for ev in self._stream(self.refiner.options(stream=True).stream_infill, prefix, suffix, params):
                 yield ev
@@ -130,8 +132,7 @@ class ServeEngine:
             async for ev in self._stream(drafter.options(stream=True).stream_infill, prefix, suffix, params):
                 yield ev
             return
-        models = [await self._info("refiner", self.refiner), await self._info("drafter", drafter)]
-        audit = AuditRecord("infill", models, params.model_dump(), params.seed)
+        audit = await self._audit(params, drafter)
         with audit.timed("draft"):
             drafted = await self._call(drafter.draft.remote((prefix, suffix, params)))
         with audit.timed("refine"):

@@ -52,15 +52,29 @@ def model_info(model: Any) -> ModelInfo:
     return ModelInfo.of(model.name, getattr(model, "path", None))
 
 
-class DrafterReplica:
+class _ModelReplica:
+    """One model behind a :class:`LocalEngine`: what both model replicas share."""
+
+    def __init__(self, model: Any, engine: LocalEngine) -> None:
+        self.model = model
+        self.engine = engine
+
+    def info(self) -> ModelInfo:
+        return model_info(self.model)
+
+    async def check(self) -> None:
+        await self.engine.check_health()
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class DrafterReplica(_ModelReplica):
     """The drafter's side of the service."""
 
     def __init__(self, drafter: Any, max_pending: int = 64, queue_timeout_s: float = 30.0) -> None:
+        super().__init__(drafter, LocalEngine(None, drafter, max_pending=max_pending, queue_timeout_s=queue_timeout_s))
         self.drafter = drafter
-        self.engine = LocalEngine(None, drafter, max_pending=max_pending, queue_timeout_s=queue_timeout_s)
-
-    def info(self) -> ModelInfo:
-        return model_info(self.drafter)
 
     async def draft(self, items: list[HoleItem]) -> list[Outcome[Any]]:
         """Drafts of several holes in one batched generation, each with its token counts."""
@@ -80,22 +94,13 @@ class DrafterReplica:
     def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
         return self.engine.stream_infill(prefix, suffix, params)
 
-    async def check(self) -> None:
-        await self.engine.check_health()
 
-    def close(self) -> None:
-        self.engine.close()
-
-
-class RefinerReplica:
+class RefinerReplica(_ModelReplica):
     """The refiner's side of the service."""
 
     def __init__(self, refiner: Any, max_pending: int = 64, queue_timeout_s: float = 30.0) -> None:
+        super().__init__(refiner, LocalEngine(refiner, None, max_pending=max_pending, queue_timeout_s=queue_timeout_s))
         self.refiner = refiner
-        self.engine = LocalEngine(refiner, None, max_pending=max_pending, queue_timeout_s=queue_timeout_s)
-
-    def info(self) -> ModelInfo:
-        return model_info(self.refiner)
 
     async def refine(self, items: list[DraftItem]) -> list[Outcome[InfillResult]]:
         """The hybrid step of several drafts, batched (see :func:`workflows.infill.refine_drafts`)."""
@@ -135,12 +140,6 @@ class RefinerReplica:
 
     async def compliance(self, text: str, rules: RuleSet, params: ComplianceParams) -> Outcome[ComplianceResult]:
         return await self.engine.compliance(text, rules, params)
-
-    async def check(self) -> None:
-        await self.engine.check_health()
-
-    def close(self) -> None:
-        self.engine.close()
 
 
 class JobWorkerReplica:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,33 +15,22 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from bench.serve import free_port, wait_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"remask serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=10).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"not ready in {timeout}s:\n{log.read_text()[-3000:]}")
+    try:
+        wait_ready(url, proc, timeout)
+    except RuntimeError as exc:
+        pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
 
 
 @pytest.mark.timeout(600)
 def test_serve_on_ray_answers_fim_revise_and_batch_jobs_then_stops(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REMASK_API_KEYS")}
