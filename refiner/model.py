@@ -304,9 +304,15 @@ class RefinerModel(PreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        logits_at: torch.Tensor | None = None,
         **_: Any,
     ) -> MaskedLMOutput:
-        """input_ids, attention_mask: (B, L) -> logits (B, L, V) in float32."""
+        """input_ids, attention_mask: (B, L) -> logits (B, L, V) in float32.
+
+        ``logits_at`` (B, L) bool: only those positions' logits, (N, V) in row-major order.
+        Training uses it to skip the vocabulary projection where no loss is taken: with an
+        8k vocabulary that projection costs as much as the whole body of a small model.
+        """
         b, t = input_ids.shape
         if t > self.config.max_position_embeddings:
             raise ValueError(
@@ -323,6 +329,8 @@ class RefinerModel(PreTrainedModel):
             key_mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, L)
         for layer in self.layers:
             x = layer(x, cos, sin, key_mask)
+        if logits_at is not None:
+            x = x[logits_at.to(x.device)]  # (N, C)
         logits = self.lm_head(self.norm(x)).float()
         return MaskedLMOutput(logits=logits)
 

@@ -45,8 +45,9 @@ from training.hardware import describe_hardware, pick_device
 LOG_FILE = "train_log.jsonl"
 INFO_FILE = "training.json"
 
-# ids (B, L) on the CPU -> logits (B, L, V) on the training device
-Forward = Callable[[torch.Tensor], torch.Tensor]
+# ids (B, L) on the CPU -> logits (B, L, V) on the training device; a model that supports it
+# takes ``logits_at=`` (B, L) bool and returns only those positions' logits, (N, V)
+Forward = Callable[..., torch.Tensor]
 
 
 class Task(Protocol):
@@ -179,10 +180,10 @@ def make_forward(module: nn.Module, device: torch.device) -> Forward:
     """
     amp = device.type == "cuda"
 
-    def forward(ids: torch.Tensor) -> torch.Tensor:
+    def forward(ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         ids = ids.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = module(input_ids=ids)
+            out = module(input_ids=ids, **kwargs)
         return out.logits  # type: ignore[no-any-return]
 
     return forward

@@ -27,7 +27,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from refiner.model import RefinerModel, refiner_config
 from training.loop import LoopConfig, make_forward, make_optimizer
-from training.refiner_noise import RefinerObjective, noise_batch, refiner_loss
+from training.refiner_noise import RefinerObjective, loss_positions, noise_batch, refiner_loss
 from training.train_drafter import DRAFTER_PRESETS, causal_lm_loss
 
 SPECIALS = 7  # ids 0..6, as in the shared tokenizer
@@ -75,7 +75,9 @@ def measure(
         batch = torch.randint(SPECIALS, vocab, (batch_size, seq_len), generator=gen)
         if model_name == "refiner":
             nb = noise_batch(batch, objective, 2, 3, special, unigram, gen)
-            loss = refiner_loss(forward(nb.input_ids), nb, objective).loss
+            positions = loss_positions(nb, objective, gen)
+            logits = forward(nb.input_ids, logits_at=positions.keep)
+            loss = refiner_loss(logits, nb, objective, positions).loss
         else:
             loss = causal_lm_loss(forward(batch), batch)
         loss.backward()  # type: ignore[no-untyped-call]

@@ -26,7 +26,13 @@ from refiner.tokens import SPECIAL_TOKENS, special_ids
 from training.data import copy_tokenizer, load_training_data, step_generator, unigram_counts
 from training.loop import Forward, LoopConfig, TrainResult, run_training
 from training.model_card import write_card
-from training.refiner_noise import RefinerObjective, corrupt, noise_batch, refiner_loss
+from training.refiner_noise import (
+    RefinerObjective,
+    corrupt,
+    loss_positions,
+    noise_batch,
+    refiner_loss,
+)
 
 EVAL_SEED = 1234  # held-out noise is the same at every evaluation and in every run
 EVAL_MASK_RATIO = 0.15
@@ -83,7 +89,9 @@ class RefinerTask:
         gen = step_generator(self.seed, step)
         noised = noise_batch(batch, self.objective, self.mask_id, self.filler_id,
                              self.special, self.unigram, gen)
-        result = refiner_loss(forward(noised.input_ids), noised, self.objective)
+        positions = loss_positions(noised, self.objective, gen)
+        logits = forward(noised.input_ids, logits_at=positions.keep)  # (N, V)
+        result = refiner_loss(logits, noised, self.objective, positions)
         return result.loss, result.figures
 
     def eval_metrics(self, forward: Forward, batch: torch.Tensor, index: int) -> dict[str, float]:

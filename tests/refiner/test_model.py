@@ -26,6 +26,15 @@ def test_forward_shapes_and_bidirectional(tiny):
     assert not torch.allclose(tiny(input_ids=ids2).logits[:, 0], logits[:, 0])
 
 
+def test_logits_at_selects_positions_of_the_full_pass(tiny):
+    ids = torch.randint(0, 60, (2, 12), generator=torch.Generator().manual_seed(0))
+    at = torch.rand(2, 12, generator=torch.Generator().manual_seed(1)) < 0.4
+    full = tiny(ids).logits
+    some = tiny(ids, logits_at=at).logits
+    assert some.shape == (int(at.sum()), full.shape[-1])
+    assert torch.allclose(some, full[at], atol=1e-6)
+
+
 def test_padding_does_not_leak(tiny):
     ids = torch.randint(0, 60, (1, 6))
     short = tiny(input_ids=ids).logits

@@ -31,6 +31,16 @@ def test_times_in_range():
     assert abs(t.mean().item() - 0.525) < 0.01
 
 
+def test_stratified_times_cover_every_slice_once():
+    t = sample_times(8, eps=0.0, generator=torch.Generator().manual_seed(1), stratified=True)
+    slices = (t * 8).floor().long().tolist()
+    assert slices == list(range(8))
+    many = torch.cat([sample_times(8, eps=0.05, generator=torch.Generator().manual_seed(s),
+                                   stratified=True) for s in range(1000)])
+    assert many.min() >= 0.05 and many.max() <= 1.0
+    assert abs(many.mean().item() - 0.525) < 0.01
+
+
 def test_noise_masks_at_rate_t_and_only_maskable():
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 50, (4, 5000), generator=g)

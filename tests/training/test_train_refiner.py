@@ -24,6 +24,7 @@ from training.refiner_noise import (
     RefinerObjective,
     corrupt,
     insert_spans,
+    loss_positions,
     noise_batch,
     refiner_loss,
 )
@@ -153,6 +154,37 @@ def test_masked_term_is_the_schedule_elbo() -> None:
     ours = refiner_loss(logits, nb, only_masked).loss
     theirs = diffusion_loss(logits, nb.targets, nb.masked, nb.t).loss
     assert float(ours) == pytest.approx(float(theirs), rel=1e-6)
+
+
+def test_sampled_loss_positions_are_unbiased_and_sparse() -> None:
+    ids = torch.randint(0, 60, (32, 64), generator=gen(9))
+    objective = RefinerObjective(clean_keep=0.1, mask_keep=0.25)
+    nb = noise_batch(ids, objective, MASK, FILLER, SPECIAL, torch.ones(V), gen(10))
+    logits = torch.randn(32, 64, V, generator=gen(11))
+    exact = loss_positions(nb, objective)  # no generator: every position, plain weights
+    assert bool(exact.keep.all())
+    full = float(refiner_loss(logits, nb, objective).loss)
+    draws = [loss_positions(nb, objective, gen(100 + i)) for i in range(400)]
+    # the selected-logits form ((N, V) at the kept positions) gives the same value
+    first = draws[0]
+    assert float(refiner_loss(logits[first.keep], nb, objective, first).loss) == pytest.approx(
+        float(refiner_loss(logits, nb, objective, first).loss), rel=1e-6)
+    sampled = [float(refiner_loss(logits, nb, objective, p).loss) for p in draws]
+    assert sum(sampled) / len(sampled) == pytest.approx(full, rel=0.02)
+    share = sum(float(p.keep.float().mean()) for p in draws) / len(draws)
+    assert share < 0.5
+    # corrupted and span tokens always carry their loss; clean ones about 10% of the time
+    assert all(bool(p.keep[nb.corrupted | nb.span].all()) for p in draws[:20])
+    clean = nb.visible & ~nb.corrupted
+    clean_share = sum(float(p.keep[clean].float().mean()) for p in draws) / len(draws)
+    assert clean_share == pytest.approx(0.1, abs=0.01)
+
+
+def test_keep_shares_are_checked() -> None:
+    with pytest.raises(ValueError, match="clean_keep"):
+        RefinerObjective(clean_keep=0.0)
+    with pytest.raises(ValueError, match="mask_keep"):
+        RefinerObjective(mask_keep=1.5)
 
 
 def test_auc() -> None:
