@@ -118,7 +118,7 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def infill_body(prefix: str, suffix: str, *, max_tokens: int, mode: Mode, temperature: float, top_p: float,
-                stop: str | list[str] | None, seed: int | None, steps: int, stream: bool) -> dict[str, Any]:
+                stop: str | list[str] | None, seed: int | None, steps: int | None, stream: bool) -> dict[str, Any]:
     """A ``/v1/completions`` request: OpenAI completions with ``suffix``, plus remask's mode and steps."""
     return _drop_none({"prompt": prefix, "suffix": suffix, "max_tokens": max_tokens, "mode": mode,
                        "temperature": temperature, "top_p": top_p, "stop": stop, "seed": seed, "steps": steps,
@@ -138,7 +138,7 @@ def load_rules(rules: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, A
 
 
 def revise_body(text: str, *, spans: Iterable[tuple[int, int]] | None, rules: Mapping[str, Any] | str |
-                os.PathLike[str] | None, detect: str, remask_below: float, max_fraction: float, steps: int,
+                os.PathLike[str] | None, detect: str, remask_below: float, max_fraction: float, steps: int | None,
                 temperature: float, seed: int | None, stream: bool) -> dict[str, Any]:
     body = _drop_none({"text": text, "spans": [list(s) for s in spans] if spans is not None else None,
                        "rules": load_rules(rules) if rules is not None else None, "detect": detect,

@@ -101,12 +101,14 @@ class AsyncRemask:
 
     async def infill(self, prefix: str, suffix: str = "", *, max_tokens: int = 16, mode: Mode = "hybrid",
                temperature: float = 0.0, top_p: float = 1.0, stop: str | list[str] | None = None,
-               seed: int | None = None, steps: int = 16) -> Infill:
+               seed: int | None = None, steps: int | None = None) -> Infill:
         """The text to insert between ``prefix`` and ``suffix`` (``POST /v1/completions``).
 
         ``mode``: ar = the drafter alone, diffusion = the refiner alone, hybrid = the drafter
         drafts and the refiner redoes its weak tokens. The result carries per-token
         confidences (``tokens``), the refiner's forward passes (``nfe``) and the audit record.
+        ``steps``: the refiner's denoising steps; None leaves it to the server, whose default
+        for completions is the measured latency/quality trade-off (see ``/docs``).
         """
         body = infill_body(prefix, suffix, max_tokens=max_tokens, mode=mode, temperature=temperature, top_p=top_p,
                            stop=stop, seed=seed, steps=steps, stream=False)
@@ -114,7 +116,7 @@ class AsyncRemask:
 
     async def stream_infill(self, prefix: str, suffix: str = "", *, max_tokens: int = 16, mode: Mode = "hybrid",
                       temperature: float = 0.0, top_p: float = 1.0, stop: str | list[str] | None = None,
-                      seed: int | None = None, steps: int = 16) -> AsyncStream[InfillChunk, Infill]:
+                      seed: int | None = None, steps: int | None = None) -> AsyncStream[InfillChunk, Infill]:
         """:meth:`infill` as a stream of :class:`InfillChunk`: the ``text`` pieces add up to the
         insertion; diffusion states arrive as ``snapshot``; the last chunk carries ``result``."""
         body = infill_body(prefix, suffix, max_tokens=max_tokens, mode=mode, temperature=temperature, top_p=top_p,
@@ -126,7 +128,7 @@ class AsyncRemask:
 
     async def revise(self, text: str, *, spans: Iterable[tuple[int, int]] | None = None,
                rules: Mapping[str, Any] | str | os.PathLike[str] | None = None, detect: str = "refiner",
-               remask_below: float = 0.2, max_fraction: float = 0.15, steps: int = 16,
+               remask_below: float = 0.2, max_fraction: float = 0.15, steps: int | None = None,
                temperature: float = 0.0, seed: int | None = 0) -> Revision:
         """Revise ``text`` (``POST /v1/revise``): redo ``spans`` (code-point ``[start, end)``), or the
         spans the models doubt, or apply a compliance rule set (a mapping or a JSON/YAML path).
@@ -137,7 +139,7 @@ class AsyncRemask:
 
     async def stream_revise(self, text: str, *, spans: Iterable[tuple[int, int]] | None = None,
                       detect: str = "refiner", remask_below: float = 0.2, max_fraction: float = 0.15,
-                      steps: int = 16, temperature: float = 0.0, seed: int | None = 0
+                      steps: int | None = None, temperature: float = 0.0, seed: int | None = 0
                       ) -> AsyncStream[ReviseEvent, Revision]:
         """:meth:`revise` as a stream: denoising snapshots of the whole text, then the result."""
         body = revise_body(text, spans=spans, rules=None, detect=detect, remask_below=remask_below,

@@ -6,7 +6,10 @@ Read, in this order of precedence, from the client's ``initializationOptions`` (
 under a ``"remask"`` key, in camelCase as editors write them::
 
     {"url": "http://127.0.0.1:8000", "apiKey": "...", "mode": "hybrid", "maxTokens": 32,
-     "steps": 8, "timeout": 10, "contextChars": 4000}
+     "steps": 4, "timeout": 10, "contextChars": 4000}
+
+``steps`` left out (or null) lets the server choose: its completion default is tuned for
+latency, and a refine gets the revise endpoint's default.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class LspSettings:
     api_key: str | None = None  # None: $REMASK_API_KEY
     mode: str = "hybrid"  # infill mode: ar (fastest), diffusion, hybrid
     max_tokens: int = 32  # most tokens one inline completion inserts
-    steps: int = 8  # the refiner's denoising steps (inline completion and refine)
+    steps: int | None = None  # the refiner's denoising steps; None: the server's defaults
     timeout: float = 10.0  # seconds per HTTP request; an editor waits for nothing longer
     context_chars: int = 4000  # characters sent on each side of the cursor or selection
     max_retries: int = 1  # an editor asks again anyway; one retry covers a busy moment
@@ -64,6 +67,8 @@ def _check(name: str, value: Any) -> Any:
         if value not in MODES:
             raise ValueError(f"must be one of {', '.join(MODES)}")
         return value
+    if name == "steps" and value is None:
+        return None
     if name in ("url", "api_key"):
         if value is not None and not isinstance(value, str):
             raise TypeError("must be a string")

@@ -19,6 +19,7 @@ from client import (
     ValidationError,
 )
 from client.types import Edit
+from services.api.schemas import FIM_STEPS
 from tests.client.conftest import API_KEY, Live
 
 PREFIX = "def add(a, b):\n    return "
@@ -50,6 +51,14 @@ def test_infill_matches_the_raw_answer_and_carries_confidences(rm: Remask, live:
     assert all(0.0 <= t.confidence <= 1.0 for t in ins.tokens) and ins.min_confidence is not None
     assert ins.usage is not None and ins.usage.completion_tokens == len(ins.tokens) <= 6
     assert ins.finish_reason in ("stop", "length") and ins.audit is not None
+
+
+def test_infill_without_steps_takes_the_server_default(rm: Remask, live: Live) -> None:
+    ins = rm.infill(PREFIX, SUFFIX, max_tokens=6, mode="diffusion")
+    pinned = rm.infill(PREFIX, SUFFIX, max_tokens=6, mode="diffusion", steps=FIM_STEPS)
+    more = rm.infill(PREFIX, SUFFIX, max_tokens=6, mode="diffusion", steps=4 * FIM_STEPS)
+    assert (ins.text, ins.nfe) == (pinned.text, pinned.nfe)
+    assert ins.nfe is not None and more.nfe is not None and ins.nfe < more.nfe
 
 
 @pytest.mark.parametrize("mode", ["ar", "hybrid", "diffusion"])

@@ -18,7 +18,9 @@ def test_initialization_options_override_and_bad_values_are_reported() -> None:
     assert (s.url, s.api_key, s.mode, s.max_tokens, s.timeout) == ("http://opt:2", "opt-key", "ar", 12, 2.5)
     assert problems == []
     s, problems = base.with_options({"mode": "fast", "maxTokens": -3, "steps": "8", "contextChars": 100})
-    assert (s.mode, s.max_tokens, s.steps, s.context_chars) == ("hybrid", 32, 8, 100)  # bad ones skipped
+    assert (s.mode, s.max_tokens, s.steps, s.context_chars) == ("hybrid", 32, None, 100)  # bad ones skipped
     assert len(problems) == 3 and problems[0].startswith("mode: must be one of ar, diffusion, hybrid")
+    assert base.with_options({"steps": 6})[0].steps == 6
+    assert base.with_options({"steps": 6})[0].with_options({"steps": None})[0].steps is None
     assert base.with_options(None) == (base, [])
     assert base.with_options([1])[1] == ["settings must be an object, not list"]
