@@ -232,18 +232,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from workflows.engines import load_drafter, load_refiner
 
     only = set(args.only or ["infill", "repair_code", "repair_prose"])
-    rng = random.Random(args.seed)
+
+    def rng(part: str) -> random.Random:
+        """One stream per part, so ``--only PART`` measures the cases of the full run."""
+        return random.Random(f"{args.seed}:{part}")
+
     refiner = load_refiner(args.refiner)
     out: dict[str, Any] = {"refiner": refiner.path}
     code = held_out(args.corpus, "code")
     if "infill" in only:
         drafter = load_drafter(args.drafter)
         out["drafter"] = drafter.path
-        cases = {"single_line": infill_cases(code, args.infill_cases, (1, 1), rng),
-                 "multi_line": infill_cases(code, args.infill_cases, (2, 4), rng)}
+        cases = {"single_line": infill_cases(code, args.infill_cases, (1, 1), rng("single_line")),
+                 "multi_line": infill_cases(code, args.infill_cases, (2, 4), rng("multi_line"))}
         out["infill"] = run_infill(cases, refiner, drafter, args.seed)
     if "repair_code" in only:
-        out["repair_code"] = run_repair_code(code, args.repair_cases, refiner, rng)
+        out["repair_code"] = run_repair_code(code, args.repair_cases, refiner, rng("repair_code"))
     if "repair_prose" in only:
-        out["repair_prose"] = run_repair_prose(held_out(args.corpus, "prose"), args.prose_cases, refiner, rng)
+        out["repair_prose"] = run_repair_prose(held_out(args.corpus, "prose"), args.prose_cases, refiner, rng("repair_prose"))
     return out
