@@ -15,6 +15,7 @@ fallback. Rounds are bounded. The code is only ever parsed, never run.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import re
@@ -114,13 +115,14 @@ class Fix:
 
 
 def minimal_fixes(code: str, issue: SyntaxIssue, lang: str, context_lines: int = 2,
-                  splits: Callable[[str], Iterable[int]] | None = None) -> list[Fix]:
+                  splits: Callable[[str], Iterable[int]] | None = None, limit: int | None = None) -> list[Fix]:
     """One-edit fixes near ``issue``, the parser's hints first, then nearest the error first.
 
     Only structural tokens are inserted or deleted, so a fix never comments out or swallows
     code; each fix is distinct by the text it produces. ``splits`` gives more insertion
     points inside a line (offsets into it; the refiner's subword boundaries), for a bracket
-    lost between two names ("__init__self" -> "__init__(self").
+    lost between two names ("__init__self" -> "__init__(self"). ``limit``: the first that
+    many fixes (only those are applied to tell them apart).
     """
     python = lang == "python"
     lines = code.splitlines(keepends=True)
@@ -131,6 +133,7 @@ def minimal_fixes(code: str, issue: SyntaxIssue, lang: str, context_lines: int =
     lo = max(0, err_line - context_lines)
     hi = min(len(lines), max(err_line, _line_of(starts, issue.end)) + context_lines + 1)
     punct = PY_PUNCT if python else C_PUNCT
+    step = _indent_step(lines) if python else ""
 
     ranked: list[tuple[int, int, int, Fix]] = []  # (tier, lines from the error, characters from it, fix)
 
@@ -173,12 +176,14 @@ def minimal_fixes(code: str, issue: SyntaxIssue, lang: str, context_lines: int =
                 if _operand_end(a.group()) and _operand_start(b.group()) and b.start() > a.end():
                     for kw in PY_INFIX_KEYWORDS:
                         add(Fix(base + b.start(), base + b.start(), kw + " ", f"syntax: inserted {kw!r}"))
-            for fix in _indent_fixes(lines, starts, li):
+            for fix in _indent_fixes(lines, starts, li, step):
                 add(fix)
     ranked.sort(key=lambda r: r[:3])
     seen: set[str] = set()
     out = []
     for *_, fix in ranked:
+        if limit is not None and len(out) >= limit:
+            break
         text = fix.apply(code)
         if text != code and text not in seen:
             seen.add(text)
@@ -187,14 +192,8 @@ def minimal_fixes(code: str, issue: SyntaxIssue, lang: str, context_lines: int =
 
 
 def _line_of(starts: list[int], pos: int) -> int:
-    lo, hi = 0, len(starts) - 2
-    while lo < hi:  # the last line whose start is <= pos
-        mid = (lo + hi + 1) // 2
-        if starts[mid] <= pos:
-            lo = mid
-        else:
-            hi = mid - 1
-    return max(0, lo)
+    """The last line whose start is <= pos (``starts`` ends with the text's length)."""
+    return max(0, min(bisect.bisect_right(starts, pos), len(starts) - 1) - 1)
 
 
 def _operand_end(tok: str) -> bool:
@@ -229,8 +228,8 @@ def _hinted(code: str, issue: SyntaxIssue, lines: list[str], starts: list[int], 
     return out
 
 
-def _indent_fixes(lines: list[str], starts: list[int], li: int) -> list[Fix]:
-    """Re-indent line ``li`` to a level its neighbours suggest.
+def _indent_fixes(lines: list[str], starts: list[int], li: int, step: str) -> list[Fix]:
+    """Re-indent line ``li`` to a level its neighbours suggest (``step``: the file's unit).
 
     The levels: the previous code line's, one step deeper when that line opens a block, every
     enclosing level above it, and the next code line's.
@@ -249,7 +248,6 @@ def _indent_fixes(lines: list[str], starts: list[int], li: int) -> list[Fix]:
         p = indent(prev[-1])
         levels.append(p)
         if prev[-1].rstrip().endswith(":"):
-            step = _indent_step(lines)
             levels.append(p + step)
         width = len(p)
         for ln in reversed(prev):  # the enclosing levels, innermost first
@@ -361,7 +359,7 @@ def _minimal_round(beam: list[_Node], lang: str, params: RepairParams, refiner: 
     tried = 0
     for node in beam:
         issue = node.issues[0]
-        for fix in minimal_fixes(node.text, issue, lang, params.context_lines, splits)[:budget]:
+        for fix in minimal_fixes(node.text, issue, lang, params.context_lines, splits, limit=budget):
             text = fix.apply(node.text)
             issues = checker(text)
             tried += 1

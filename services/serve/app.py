@@ -101,11 +101,11 @@ class Drafter:
         _batch_config(self.draft, config)
         _batch_config(self.score, config)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    @serve.batch(**DEFAULT_BATCH)
     async def draft(self, items: list[HoleItem]) -> list[Any]:
         return await self.replica.draft(items)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    @serve.batch(**DEFAULT_BATCH)
     async def score(self, texts: list[str]) -> list[Any]:
         return await self.replica.score(texts)
 
@@ -135,7 +135,7 @@ class Refiner:
     def reconfigure(self, config: dict[str, Any]) -> None:
         _batch_config(self.refine, config)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    @serve.batch(**DEFAULT_BATCH)
     async def refine(self, items: list[DraftItem]) -> list[Any]:
         return await self.replica.refine(items)
 
