@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from urllib.parse import urlparse
 import redis
 
 from workflows.queue.jobs import FINAL_STATES, Job, JobStatus
-from workflows.queue.keys import Keys
+from workflows.queue.keys import Keys, new_job_id
 from workflows.queue.scripts import Scripts
 from workflows.queue.validation import MAX_LINES, LineError, SubmissionError, parse_submission
 
@@ -95,7 +94,7 @@ class JobQueue:
         if problems:
             raise SubmissionError(problems)
         items = parse_submission(data, self.max_lines)
-        job_id = f"batch_{uuid.uuid4().hex}"
+        job_id = new_job_id()
         now = int(time.time())
         window = completion_window_s or self.completion_window_s
         k = self.keys

@@ -15,19 +15,45 @@ Layout under a prefix ``P`` (default ``remask``), one job ``J`` of tenant ``T``:
 - ``P:tenant:T:idem:K`` string: the job id an idempotency key ``K`` maps to
 
 Tenant names and idempotency keys are user input: they are hex-encoded in key names, so
-a ``:`` in them can never forge another tenant's key.
+a ``:`` in them can never forge another tenant's key. Job ids are user input too (every job
+route takes one): the id format is defined here, once, beside the function that makes ids.
+A well-formed id (``batch_`` and 32 hex digits: no separator) is its own key segment; any
+other text is hex-encoded behind ``!``, a character no id has, so ``J:items`` or another
+tenant's key can never be addressed through an id: it names a key no job uses.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "remask"
+JOB_ID_PREFIX = "batch_"  # OpenAI Batch ids look alike
+JOB_ID_PATTERN = re.compile(r"batch_[0-9a-f]{32}")  # JOB_ID_PREFIX + a UUID4's hex digits
+
+
+def new_job_id() -> str:
+    """A fresh job id (random, so an id reveals nothing and cannot be guessed)."""
+    return f"{JOB_ID_PREFIX}{uuid.uuid4().hex}"
+
+
+def is_job_id(text: object) -> bool:
+    """Whether ``text`` has the exact format of the ids :func:`new_job_id` makes."""
+    return isinstance(text, str) and JOB_ID_PATTERN.fullmatch(text) is not None
 
 
 def _safe(part: str) -> str:
     """Encode user-supplied text for a key segment (no separators, no collisions)."""
     return part.encode("utf-8").hex()
+
+
+def _job_segment(job_id: str) -> str:
+    """The key segment of a job id: itself when well formed (keys of stored jobs keep their
+    names), else ``!`` + hex of its UTF-8 (lone surrogates too): never a ``:``, never an id."""
+    if is_job_id(job_id):
+        return job_id
+    return "!" + job_id.encode("utf-8", "surrogatepass").hex()
 
 
 @dataclass(frozen=True)
@@ -67,19 +93,19 @@ class Keys:
 
     def job(self, job_id: str) -> str:
         """Hash of one job's state."""
-        return f"{self.prefix}:job:{job_id}"
+        return f"{self.prefix}:job:{_job_segment(job_id)}"
 
     def items(self, job_id: str) -> str:
         """List of a job's items (JSON), in input order."""
-        return f"{self.prefix}:job:{job_id}:items"
+        return f"{self.job(job_id)}:items"
 
     def results(self, job_id: str) -> str:
         """Hash: item index -> result line."""
-        return f"{self.prefix}:job:{job_id}:results"
+        return f"{self.job(job_id)}:results"
 
     def errors(self, job_id: str) -> str:
         """Hash: item index -> error line."""
-        return f"{self.prefix}:job:{job_id}:errors"
+        return f"{self.job(job_id)}:errors"
 
     def job_keys(self, job_id: str) -> list[str]:
         """Every key that holds one job's data (for expiry after it ends)."""
