@@ -4,8 +4,11 @@ Submit JSONL (``Content-Type: application/jsonl`` or ``application/x-ndjson``, o
 ``{custom_id, method, url, body}`` per line) or JSON (``{"requests": [...], ...}``); look at
 a job, list jobs, cancel one (finished items are kept), read results and errors as JSONL.
 Every call is scoped to the caller's tenant: another tenant's job id answers 404, exactly
-like an unknown one. The queue client is synchronous (Redis), so its calls run in the
-thread pool, never on the event loop.
+like an unknown one, and so does a job id (or ``after``) not of the id format, before any key
+is read. A ``webhook_url`` must resolve to public addresses only, unless the operator allows
+it (``Settings.webhook_allow``): 422 naming ``webhook_url`` otherwise. The queue client and
+the webhook's DNS lookup are synchronous, so they run in the thread pool, never on the event
+loop.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from services.api.errors import APIError
 from services.api.routes import ERRORS, bearer
 from services.api.settings import ANONYMOUS_TENANT
 from workflows.queue import Job, JobNotFound, JobQueue, SubmissionError
+from workflows.queue.keys import is_job_id
+from workflows.queue.webhook import WebhookRefused
 
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-lines", "text/plain")
 
@@ -92,11 +97,35 @@ def _tenant(request: Request) -> str:
     return str(getattr(request.state, "tenant", ANONYMOUS_TENANT))
 
 
-async def _call(fn: Any, *args: Any, **kw: Any) -> Any:
+def _not_found(job_id: str, param: str = "job_id") -> APIError:
+    """The answer for a job this tenant cannot see: one body for unknown, malformed and
+    other tenants' ids, so a probe learns nothing."""
+    return APIError(404, str(JobNotFound(job_id)), param=param, code="job_not_found")
+
+
+def _checked(job_id: str, param: str = "job_id") -> str:
+    """``job_id`` if it has the id format; else the unknown-job 404 (no key is ever read)."""
+    if not is_job_id(job_id):
+        raise _not_found(job_id, param)
+    return job_id
+
+
+async def _check_webhook(request: Request, url: str | None) -> None:
+    """422 unless ``url`` is an http(s) URL whose host resolves to allowed addresses only."""
+    if url is None:
+        return
+    policy = request.app.state.settings.webhook_policy
+    try:
+        await run_in_threadpool(policy.check_url, url)  # a DNS lookup, bounded by the policy
+    except WebhookRefused as exc:
+        raise APIError(422, f"webhook_url: {exc}", param="webhook_url", code="invalid_webhook_url") from None
+
+
+async def _call(fn: Any, *args: Any, not_found_param: str = "job_id", **kw: Any) -> Any:
     try:
         return await run_in_threadpool(fn, *args, **kw)
     except JobNotFound as exc:
-        raise APIError(404, str(exc), param="job_id", code="job_not_found") from None
+        raise _not_found(exc.args[0], not_found_param) from None
     except SubmissionError as exc:
         first = exc.errors[0]
         where = f"line {first.line}" if first.line else ""
@@ -121,6 +150,7 @@ async def submit(request: Request,
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     queue, tenant = _queue(request), _tenant(request)
     if ctype in JSONL_TYPES:
+        await _check_webhook(request, webhook_url)
         job = await _call(queue.submit, raw.decode("utf-8"), tenant, idempotency_key=idempotency_key,
                           webhook_url=webhook_url)
         return _out(job)
@@ -133,6 +163,7 @@ async def submit(request: Request,
         err = exc.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None
         raise APIError(422, f"{param or 'body'}: {err['msg']}", param=param, code=str(err["type"])) from None
+    await _check_webhook(request, sub.webhook_url)
     job = await _call(queue.submit, sub.requests, tenant, idempotency_key=sub.idempotency_key or idempotency_key,
                       webhook_url=sub.webhook_url, metadata=sub.metadata, completion_window_s=sub.completion_window_s)
     return _out(job)
@@ -141,7 +172,9 @@ async def submit(request: Request,
 @router.get("", response_model=JobList, summary="List your jobs, newest first")
 async def list_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
                     after: Annotated[str | None, Query(description="last id of the previous page")] = None) -> JobList:
-    jobs = await _call(_queue(request).list, _tenant(request), limit + 1, after)
+    if after is not None:
+        _checked(after, "after")
+    jobs = await _call(_queue(request).list, _tenant(request), limit + 1, after, not_found_param="after")
     page = [_out(j) for j in jobs[:limit]]
     return JobList(data=page, first_id=page[0].id if page else None, last_id=page[-1].id if page else None,
                    has_more=len(jobs) > limit)
@@ -149,21 +182,21 @@ async def list_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=100, 
 
 @router.get("/{job_id}", response_model=JobOut, summary="A job's state, counts and progress")
 async def get_job(request: Request, job_id: str) -> JobOut:
-    return _out(await _call(_queue(request).get, job_id, _tenant(request)))
+    return _out(await _call(_queue(request).get, _checked(job_id), _tenant(request)))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job; finished items are kept")
 async def cancel_job(request: Request, job_id: str) -> JobOut:
-    return _out(await _call(_queue(request).cancel, job_id, _tenant(request)))
+    return _out(await _call(_queue(request).cancel, _checked(job_id), _tenant(request)))
 
 
 @router.get("/{job_id}/results", response_class=PlainTextResponse, summary="Output lines of succeeded items (JSONL)")
 async def job_results(request: Request, job_id: str) -> PlainTextResponse:
-    body = await _call(_queue(request).results_jsonl, job_id, _tenant(request))
+    body = await _call(_queue(request).results_jsonl, _checked(job_id), _tenant(request))
     return PlainTextResponse(body, media_type="application/jsonl")
 
 
 @router.get("/{job_id}/errors", response_class=PlainTextResponse, summary="Output lines of failed items (JSONL)")
 async def job_errors(request: Request, job_id: str) -> PlainTextResponse:
-    body = await _call(_queue(request).errors_jsonl, job_id, _tenant(request))
+    body = await _call(_queue(request).errors_jsonl, _checked(job_id), _tenant(request))
     return PlainTextResponse(body, media_type="application/jsonl")

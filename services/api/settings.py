@@ -7,6 +7,12 @@ so neither ``repr`` nor a log line of the settings ever shows them.
 
 A service bound to anything but a loopback address must have keys: ``Settings`` refuses
 to validate otherwise, so a misconfigured server never starts open to the network.
+
+Job webhooks go to public addresses only (:mod:`workflows.queue.webhook`): a ``webhook_url``
+whose host resolves to a loopback, private, link-local, metadata or other internal address is
+refused with 422. ``webhook_allow`` (default: the ``REMASK_WEBHOOK_ALLOW`` environment
+variable, ``host1,10.0.0.0/8,127.0.0.1``) lists host names and IP ranges allowed even if
+internal; workers read the same variable when they send, so set it for both.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import hmac
 import ipaddress
 import os
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
+from workflows.queue.webhook import ALLOW_ENV as WEBHOOK_ALLOW_ENV
+from workflows.queue.webhook import WebhookPolicy
 
 KEYS_ENV = "REMASK_API_KEYS"
 DEFAULT_TENANT = "default"
@@ -47,6 +56,10 @@ def parse_api_keys(spec: str) -> list[ApiKey]:
 
 def _keys_from_env() -> list[ApiKey]:
     return parse_api_keys(os.environ.get(KEYS_ENV, ""))
+
+
+def _webhook_allow_from_env() -> list[str]:
+    return [e.strip() for e in os.environ.get(WEBHOOK_ALLOW_ENV, "").split(",") if e.strip()]
 
 
 def is_loopback(host: str) -> bool:
@@ -85,12 +98,26 @@ class Settings(BaseModel):
     queue_timeout_s: float = Field(30.0, gt=0, description="longest wait for a model before answering 503")
     retry_after_s: int = Field(1, ge=1, description="Retry-After seconds sent with 429 and 503")
     ready_timeout_s: float = Field(10.0, gt=0, description="longest /ready health check before answering 503")
+    webhook_allow: list[str] = Field(default_factory=_webhook_allow_from_env,
+                                     description="webhook host names and IP ranges allowed although internal; "
+                                                 f"default: ${WEBHOOK_ALLOW_ENV}")
+    _webhook_policy: WebhookPolicy = PrivateAttr(default_factory=WebhookPolicy)
 
     @model_validator(mode="after")
     def _keys_off_loopback(self) -> Settings:
         if not self.api_keys and not is_loopback(self.host):
             raise ValueError(f"host {self.host!r} is not loopback: configure API keys (api_keys or ${KEYS_ENV})")
         return self
+
+    @model_validator(mode="after")
+    def _parse_webhook_allow(self) -> Settings:
+        self._webhook_policy = WebhookPolicy.parse(self.webhook_allow)  # a bad entry stops start-up
+        return self
+
+    @property
+    def webhook_policy(self) -> WebhookPolicy:
+        """Where job webhooks may go: public addresses and :attr:`webhook_allow`."""
+        return self._webhook_policy
 
     @property
     def auth_required(self) -> bool:

@@ -1,12 +1,19 @@
-"""A webhook receiver for tests: an HTTP(S) server on 127.0.0.1 that counts what reaches it."""
+"""Webhook test helpers: a receiver on 127.0.0.1 that counts what reaches it, a stub DNS,
+and a guard that fails a test whose code would connect anywhere but loopback."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+import pytest
+
+from workflows.queue import webhook as wh
 
 
 class Receiver:
@@ -57,3 +64,34 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+def stub_dns(monkeypatch: pytest.MonkeyPatch, *answers: list[str]) -> list[str]:
+    """Resolve webhook hosts other than localhost to ``answers`` in turn (the last repeats);
+    returns the names asked, in order."""
+    asked: list[str] = []
+    real = wh._getaddrinfo
+
+    def lookup(host: str, port: int) -> list[str]:
+        if host == "localhost":
+            return real(host, port)
+        asked.append(host)
+        return answers[min(len(asked), len(answers)) - 1]
+
+    monkeypatch.setattr(wh, "_getaddrinfo", lookup)
+    return asked
+
+
+def guard_loopback(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Record every ``socket.create_connection``; one to anything but loopback fails the test."""
+    tried: list[tuple[str, int]] = []
+    real = socket.create_connection
+
+    def guarded(address: tuple[str, int], *args: Any, **kw: Any) -> socket.socket:
+        tried.append(address)
+        if not ipaddress.ip_address(address[0]).is_loopback:
+            raise AssertionError(f"a test tried to connect to {address}")
+        return real(address, *args, **kw)
+
+    monkeypatch.setattr(socket, "create_connection", guarded)
+    return tried

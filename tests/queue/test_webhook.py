@@ -14,13 +14,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import redis
 import trustme
 
-from tests.queue.receiver import Receiver
+from tests.queue.receiver import Receiver, guard_loopback, stub_dns
 from tests.queue.stubs import StubHandler, jsonl
 from workflows.queue import JobQueue, JobStatus, Worker, WorkerConfig
 from workflows.queue import webhook as wh
@@ -32,33 +31,8 @@ PAYLOAD = {"id": "batch_0123456789abcdef0123456789abcdef", "status": "completed"
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Every connection attempt, recorded; one to anything but loopback fails the test."""
-    tried: list[tuple[str, int]] = []
-    real = socket.create_connection
-
-    def guarded(address: tuple[str, int], *args: Any, **kw: Any) -> socket.socket:
-        tried.append(address)
-        if not ipaddress.ip_address(address[0]).is_loopback:
-            raise AssertionError(f"a test tried to connect to {address}")
-        return real(address, *args, **kw)
-
-    monkeypatch.setattr(socket, "create_connection", guarded)
     monkeypatch.delenv(wh.ALLOW_ENV, raising=False)
-    return tried
-
-
-def stub_dns(monkeypatch: pytest.MonkeyPatch, *answers: list[str]) -> list[str]:
-    """Resolve names other than localhost to ``answers`` in turn (the last one repeats)."""
-    asked: list[str] = []
-    real = wh._getaddrinfo
-
-    def lookup(host: str, port: int) -> list[str]:
-        if host == "localhost":
-            return real(host, port)
-        asked.append(host)
-        return answers[min(len(asked), len(answers)) - 1]
-
-    monkeypatch.setattr(wh, "_getaddrinfo", lookup)
-    return asked
+    return guard_loopback(monkeypatch)
 
 
 @pytest.mark.parametrize(("address", "why"), [
