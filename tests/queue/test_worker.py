@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.queue.stubs import StubHandler, executions, jsonl
+from tests.queue.stubs import StubHandler, executions, failed_runs, jsonl
 from workflows.queue import BatchItem, JobQueue, JobStatus, Worker, WorkerConfig
 
 FAST = WorkerConfig(lease_s=1.0, poll_s=0.02, backoff_s=0.05, block_s=0.1)
@@ -61,31 +61,52 @@ def test_a_job_runs_to_completion_with_outputs_in_input_order(queue: JobQueue, r
     assert 0 < r.ttl(queue.keys.job(job.id)) <= queue.retention_s  # kept for the retention time
 
 
-def test_poison_job_lands_in_the_dead_letter_stream_after_n_attempts(queue: JobQueue, r: redis.Redis) -> None:
-    poison = queue.submit(jsonl(1, prefix="ok") + jsonl(1, code="boom", prefix="boom"), tenant="acme")
+def test_a_poison_item_goes_to_the_errors_file_alone_and_the_job_completes(queue: JobQueue,
+                                                                           r: redis.Redis) -> None:
+    data = jsonl(1, prefix="ok") + jsonl(1, code="boom", prefix="boom") + jsonl(2, prefix="late")
+    poison = queue.submit(data, tenant="acme")
     healthy = queue.submit(jsonl(2), tenant="acme")
     t0 = time.monotonic()
     worker(queue, StubHandler(r), max_attempts=3).run(stop_when_empty=True)
     assert time.monotonic() - t0 >= 0.05 + 0.1  # two backoffs: 0.05 s, then 0.1 s
     job = queue.get(poison.id, "acme")
-    assert job.status is JobStatus.FAILED and job.attempts == 3 and job.failed_at is not None
-    assert "RuntimeError: the stub crashed" in (job.error or "")
+    assert job.status is JobStatus.COMPLETED and job.attempts == 3 and job.failed_at is None
+    assert (job.request_counts.completed, job.request_counts.failed) == (3, 1)
+    assert custom_ids(queue.results(poison.id, "acme")) == ["ok-0", "late-0", "late-1"]
+    [err] = [json.loads(x) for x in queue.errors(poison.id, "acme")]
+    assert err["custom_id"] == "boom-0" and err["error"]["code"] == "item_failed"
+    assert err["error"]["message"] == "failed 3 times; last: RuntimeError: the stub crashed"
     [dead] = queue.dead_letters()
-    assert (dead["job"], dead["tenant"], dead["attempts"]) == (poison.id, "acme", "3")
-    assert executions(r).count("boom-0") == 3
-    assert executions(r).count("ok-0") == 1  # finished items are kept, not run again
-    assert custom_ids(queue.results(poison.id, "acme")) == ["ok-0"]
+    assert (dead["job"], dead["tenant"], dead["item"], dead["custom_id"], dead["attempts"]) == (
+        poison.id, "acme", "1", "boom-0", "3")
+    runs = executions(r)
+    assert runs.count("boom-0") == 3  # charged to the item: its runs, not the job's deliveries
+    assert [runs.count(c) for c in ("ok-0", "late-0", "late-1")] == [1, 1, 1]  # nothing else ran twice
+    assert failed_runs(r, queue, poison.id) == {1: 3}
     assert queue.get(healthy.id, "acme").status is JobStatus.COMPLETED
     s = queue.stats()
-    assert s.dead_lettered == 1 and s.jobs_by_state["failed"] == 1 and s.delayed == 0
+    assert s.dead_lettered == 1 and s.jobs_by_state["completed"] == 2 and s.jobs_by_state["failed"] == 0
+    assert s.delayed == 0
 
 
-def test_a_job_whose_workers_all_died_is_dead_lettered_without_running(queue: JobQueue, r: redis.Redis) -> None:
-    job = queue.submit(jsonl(2))
-    r.hset(queue.keys.job(job.id), "attempts", 3)  # as if three workers were killed on it
+def test_an_item_whose_workers_all_died_is_spent_without_running_again(queue: JobQueue, r: redis.Redis) -> None:
+    job = queue.submit(jsonl(1, code="die", prefix="die") + jsonl(2), tenant="acme")
+    k = queue.keys
+    # as if two workers had died running item 0 and a third took the entry and died too
+    [[_, [(entry, _)]]] = r.xreadgroup(k.group, "ghost", {k.stream: ">"}, count=1)
+    queue.transition(job.id, JobStatus.IN_PROGRESS, JobStatus.QUEUED)
+    r.hset(k.job(job.id), mapping={"running": f"0 {entry.decode()} ghost-run", "failures:0": 2, "attempts": 3})
+    r.xclaim(k.stream, k.group, "ghost", 0, [entry], idle=60_000, justid=True)  # silent for a minute
     worker(queue, StubHandler(r), max_attempts=3).run(stop_when_empty=True)
-    assert queue.get(job.id, "default").status is JobStatus.FAILED
-    assert executions(r) == [] and len(queue.dead_letters()) == 1
+    done = queue.get(job.id, "acme")
+    assert done.status is JobStatus.COMPLETED and done.attempts == 4
+    assert (done.request_counts.completed, done.request_counts.failed) == (2, 1)
+    assert executions(r) == ["item-0", "item-1"]  # the spent item never ran again
+    [err] = [json.loads(x) for x in queue.errors(job.id, "acme")]
+    assert err["custom_id"] == "die-0" and err["error"]["code"] == "item_failed"
+    assert "its worker stopped while running it" in err["error"]["message"]
+    [dead] = queue.dead_letters()
+    assert (dead["custom_id"], dead["attempts"]) == ("die-0", "3")
 
 
 def test_a_failed_attempt_is_retried_after_its_backoff(queue: JobQueue, r: redis.Redis) -> None:

@@ -1,8 +1,8 @@
 """The queue's atomic steps, as Lua scripts run inside the server.
 
 Each step that reads a value and writes depending on it (a state change that must not
-race a cancel, an item result that must be written once, a retry that must be queued
-once) is one script, so two workers or a worker and a client can never interleave
+race a cancel, an item result that must be written once, a failed run that must be charged
+to its item once, a retry that must be queued once) is one script, so two workers or a worker and a client can never interleave
 inside it. Scripts take every key through ``KEYS`` (all built in :mod:`keys`).
 """
 
@@ -93,32 +93,58 @@ return #due
 """
 
 # Settle a delivery: acknowledge and delete the stream entry, after an optional retry or
-# dead-letter. KEYS: job hash, state counts, stream, delayed set, dead stream.
-# ARGV: group, entry id, job id, action ("ack" | "retry" | "dead"), now, due time, error.
+# release. KEYS: job hash, state counts, stream, delayed set.
+# ARGV: group, entry id, job id, action ("ack" | "retry" | "release"), due time, error.
 # retry: the job goes back to queued (if still in progress) and waits in the delayed set.
-# dead: the job fails (unless already final) and a dead-letter entry is added.
+# release (a worker stopping gracefully): no run is charged (the ``running`` marker goes),
+# the delivery does not count as an attempt, and the job goes back to the stream at once
+# (queued again if it was in progress); ARGV[6] is "counted" if the delivery was counted.
 SETTLE = """
-local action = ARGV[4]
 local status = redis.call('HGET', KEYS[1], 'status')
-if action == 'retry' and status == 'in_progress' then
-  redis.call('HSET', KEYS[1], 'status', 'queued', 'error', ARGV[7])
+if ARGV[4] == 'retry' and status == 'in_progress' then
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'error', ARGV[6])
   redis.call('HINCRBY', KEYS[2], 'in_progress', -1)
   redis.call('HINCRBY', KEYS[2], 'queued', 1)
-  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[3])
-elseif action == 'dead' and status and status ~= 'completed' and status ~= 'failed'
-    and status ~= 'cancelled' and status ~= 'expired' then
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[7])
-  redis.call('HSETNX', KEYS[1], 'failed_at', ARGV[5])
-  redis.call('HINCRBY', KEYS[2], status, -1)
-  redis.call('HINCRBY', KEYS[2], 'failed', 1)
-  local tenant = redis.call('HGET', KEYS[1], 'tenant') or ''
-  local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
-  redis.call('XADD', KEYS[5], '*', 'job', ARGV[3], 'tenant', tenant, 'attempts', attempts,
-             'error', ARGV[7], 'at', ARGV[5])
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
+elseif ARGV[4] == 'release' and (status == 'in_progress' or status == 'cancelling') then
+  redis.call('HDEL', KEYS[1], 'running')
+  if ARGV[6] == 'counted' then redis.call('HINCRBY', KEYS[1], 'attempts', -1) end
+  if status == 'in_progress' then
+    redis.call('HSET', KEYS[1], 'status', 'queued')
+    redis.call('HINCRBY', KEYS[2], 'in_progress', -1)
+    redis.call('HINCRBY', KEYS[2], 'queued', 1)
+  end
+  redis.call('XADD', KEYS[3], '*', 'job', ARGV[3])
 end
 redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[3], ARGV[2])
 return status or false
+"""
+
+# Charge one failed run to an item (it raised, or its worker died while running it), once,
+# and spend the item when its runs are used up.
+# KEYS: job hash, results hash, errors hash, dead stream.
+# ARGV: job id, item index, the job's ``running`` marker of that run, most failed runs, the
+# error line, the error message, the item's custom_id, now.
+# Charged only while the marker is still there (two deliveries that both find a dead run
+# charge it once: the first clears it) and the item has no outcome yet. Returns the item's
+# failed runs (0: nothing charged), negated when this charge spent the item: then its error
+# line is written (exactly once, as RECORD would), counted as failed, and dead-lettered.
+CHARGE = """
+if redis.call('HGET', KEYS[1], 'running') ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[1], 'running')
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 or redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then
+  return 0
+end
+local runs = redis.call('HINCRBY', KEYS[1], 'failures:' .. ARGV[2], 1)
+if runs < tonumber(ARGV[4]) then return runs end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
+redis.call('HINCRBY', KEYS[1], 'failed', 1)
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[8])
+local tenant = redis.call('HGET', KEYS[1], 'tenant') or ''
+redis.call('XADD', KEYS[4], '*', 'job', ARGV[1], 'tenant', tenant, 'item', ARGV[2], 'custom_id', ARGV[7],
+           'attempts', runs, 'error', ARGV[6], 'at', ARGV[8])
+return -runs
 """
 
 
@@ -132,3 +158,4 @@ class Scripts:
         self.renew: Any = r.register_script(RENEW)
         self.release_due: Any = r.register_script(RELEASE_DUE)
         self.settle: Any = r.register_script(SETTLE)
+        self.charge: Any = r.register_script(CHARGE)
