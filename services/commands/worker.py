@@ -28,8 +28,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-drafter", action="store_true", help="load no drafter (items that need one fail)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--lease", type=float, default=30.0, help="seconds before a silent worker's job is reclaimed")
-    p.add_argument("--max-attempts", type=int, default=3, help="attempts before a job is dead-lettered")
-    p.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds (doubles per attempt)")
+    p.add_argument("--max-attempts", type=int, default=3,
+                   help="failed runs of one item (it raised, or its worker died) before it goes to the errors file")
+    p.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds (doubles per failed run)")
     p.add_argument("--stop-when-empty", action="store_true", help="exit once no job is waiting or running")
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=_run)

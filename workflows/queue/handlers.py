@@ -10,8 +10,12 @@ How the worker treats what a handler raises:
 - :class:`ItemError` or ``ValueError`` (bad input: retrying cannot help): the item is
   recorded in the job's errors and the job goes on with the next item;
 - :class:`JobInterrupted`: the job stops where it is (finished items are kept);
-- anything else (a crash, out of memory, a lost connection): the attempt fails and the
-  job is retried with backoff, then dead-lettered after the last attempt.
+- a Redis connection error or a reply of an unavailable server (:func:`~workflows.queue.
+  worker.server_unavailable`): nobody's fault; the worker waits for the server and goes on;
+- anything else (a crash, out of memory, a socket of its own): the item is charged a failed
+  run and the job is retried with backoff; after ``max_attempts`` failed runs (a worker
+  that died running the item counts too) the item goes to the errors file and the
+  dead-letter stream, and the job goes on with the next item.
 """
 
 from __future__ import annotations

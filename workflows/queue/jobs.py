@@ -8,17 +8,21 @@ States follow OpenAI Batch, plus ``queued``::
 
     queued -> in_progress -> finalizing -> completed
        |           |  ^
-       |           |  +-- queued (a retry after a failed attempt, waiting out its backoff)
+       |           |  +-- queued (an item's run failed: a retry, waiting out its backoff)
        |           +----> cancelling -> cancelled      (stops between items/steps, keeps results)
-       |           +----> failed                       (attempts exhausted: dead-lettered)
        |           +----> expired                      (past its completion window)
-       +----> cancelled / expired / failed
+       +----> cancelled / expired
 
 Why ``queued``: the queue validates a submission synchronously (errors go back to the
 caller at once), so a stored job is never *validating*; a job that waits for a worker,
 or for its next attempt, is not *in_progress* either. Cancellation differs too: a queued
 job is cancelled at once, a running one passes through *cancelling*. ``validating`` stays
 in the enum for callers (an HTTP layer validating an upload asynchronously may report it).
+
+Failures belong to items, as in OpenAI Batch: an item that fails (an item error at once; a
+crash, or its worker dying, ``max_attempts`` times) gets an error line, counts in
+``request_counts.failed``, and the job goes on and ends *completed*. No worker moves a job
+to *failed*; the state stays in the enum for callers (a batch that could not start at all).
 """
 
 from __future__ import annotations
