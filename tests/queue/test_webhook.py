@@ -137,6 +137,16 @@ def test_a_refused_send_reaches_nobody_and_is_counted(loopback_only: list[tuple[
     assert deliveries.snapshot()["refused"] - before["refused"] == 4
 
 
+@pytest.mark.parametrize("address", ["169.254.169.254", "10.0.0.5", "172.16.0.1", "192.168.1.1", "100.64.0.1",
+                                     "0.0.0.0", "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fd00::1", "::",
+                                     "ff02::1", "::ffff:10.0.0.5", "::ffff:169.254.169.254", "fd00:ec2::254"])
+def test_each_internal_class_is_refused_at_send_time(monkeypatch: pytest.MonkeyPatch, address: str,
+                                                     loopback_only: list[tuple[str, int]]) -> None:
+    stub_dns(monkeypatch, ["93.184.216.34", address])  # one public answer does not make the others safe
+    assert post_webhook("http://hooks.example:8080/in", PAYLOAD, timeout_s=1) is False
+    assert loopback_only == []  # no connection was even tried
+
+
 def test_the_allow_list_lets_a_loopback_receiver_get_the_post(monkeypatch: pytest.MonkeyPatch) -> None:
     before = deliveries.snapshot()
     with Receiver() as hook:
