@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "models": "bench.models",
     "queue": "bench.queue",
     "serve": "bench.serve",
+    "shutdown": "bench.shutdown",
 }
 
 

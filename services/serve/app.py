@@ -41,7 +41,19 @@ from services.serve.replicas import (
 
 log = logging.getLogger("remask.serve")
 
-DEFAULT_BATCH = {"max_batch_size": 8, "batch_wait_timeout_s": 0.02}
+DEFAULT_BATCH: dict[str, Any] = {"max_batch_size": 8, "batch_wait_timeout_s": 0.02}
+# On a stop, each replica first waits SHUTDOWN_WAIT_S for the proxy to stop sending it new
+# requests, then finishes the ones it holds; past its timeout Serve kills it. The ingress's
+# requests are the longest (they wait on the models); the models' end with the ingress's,
+# which Serve stops first; the job worker's thread stops at its next checkpoint.
+SHUTDOWN_WAIT_S = 0.5
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def set_log_level(level: str) -> None:
+    """remask's loggers in this process at ``level`` (a replica's process; Serve's own
+    logger follows the ``logging_config`` of the deployment)."""
+    logging.getLogger("remask").setLevel(level.upper())
 
 
 class AppArgs(BaseModel):
@@ -65,6 +77,8 @@ class AppArgs(BaseModel):
     max_pending: int = Field(64, ge=1, description="requests a model replica admits at once (429 over it)")
     queue_timeout_s: float = Field(30.0, gt=0, description="longest wait for a model inside a replica (503 over it)")
     retry_after_s: int = Field(1, ge=1, description="Retry-After seconds of 429 and 503 answers")
+    log_level: LogLevel = Field("info", description="level of Serve's replica logs (one line per request at info) "
+                                "and of remask's loggers in every replica")
 
 
 def http_settings(args: AppArgs) -> Settings:
@@ -88,12 +102,14 @@ def _batch_config(method: Any, config: dict[str, Any]) -> None:
 
 
 @serve.deployment(name="Drafter", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32,
-                  max_queued_requests=64, health_check_period_s=10, user_config=DEFAULT_BATCH)
+                  max_queued_requests=64, health_check_period_s=10, user_config=DEFAULT_BATCH,
+                  graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_S, graceful_shutdown_timeout_s=5)
 class Drafter:
     def __init__(self, path: str | None, backend: str, device: str, threads: int, max_pending: int,
-                 queue_timeout_s: float) -> None:
+                 queue_timeout_s: float, log_level: str = "info") -> None:
         from workflows.engines import load_drafter
 
+        set_log_level(log_level)
         _threads(threads)
         self.replica = DrafterReplica(load_drafter(path, device, backend, threads), max_pending, queue_timeout_s)
 
@@ -123,12 +139,14 @@ class Drafter:
 
 
 @serve.deployment(name="Refiner", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32,
-                  max_queued_requests=64, health_check_period_s=10, user_config=DEFAULT_BATCH)
+                  max_queued_requests=64, health_check_period_s=10, user_config=DEFAULT_BATCH,
+                  graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_S, graceful_shutdown_timeout_s=5)
 class Refiner:
     def __init__(self, path: str | None, backend: str, device: str, threads: int, max_pending: int,
-                 queue_timeout_s: float) -> None:
+                 queue_timeout_s: float, log_level: str = "info") -> None:
         from workflows.engines import load_refiner
 
+        set_log_level(log_level)
         _threads(threads)
         self.replica = RefinerReplica(load_refiner(path, device, backend=backend), max_pending, queue_timeout_s)
 
@@ -172,7 +190,8 @@ class Refiner:
     check_health = check
 
 
-@serve.deployment(name="JobWorker", ray_actor_options={"num_cpus": 0.25}, health_check_period_s=10)
+@serve.deployment(name="JobWorker", ray_actor_options={"num_cpus": 0.25}, health_check_period_s=10,
+                  graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_S, graceful_shutdown_timeout_s=12)
 class JobWorker:
     """A queue worker with its own models: batch jobs never compete with the editors' requests
     inside the Drafter and Refiner replicas (scale it with ``num_replicas``)."""
@@ -181,6 +200,7 @@ class JobWorker:
         from workflows.engines import load_engines
         from workflows.queue import Keys, ModelHandler, WorkerConfig, connect
 
+        set_log_level(args.log_level)
         _threads(args.torch_threads)
         engines = load_engines(args.refiner, args.drafter, need_drafter=not args.no_drafter, device=args.device)
         r, self.server = connect(args.redis_url, args.data_dir)
@@ -196,16 +216,18 @@ class JobWorker:
 
 
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64,
-                  max_queued_requests=128)
+                  max_queued_requests=128, graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_S,
+                  graceful_shutdown_timeout_s=10)
 @serve.ingress()
 class Ingress:
     """The HTTP API (:func:`services.api.build_app`) over the model deployments' handles."""
 
     def __init__(self, refiner: DeploymentHandle, drafter: DeploymentHandle | None, args: AppArgs,
                  worker: DeploymentHandle | None = None) -> None:
+        set_log_level(args.log_level)
         self.refiner, self.drafter, self.args = refiner, drafter, args
         self.worker = worker  # not called: held so the worker deploys and scales with the app
-        self.server = None
+        self.server: Any = None  # an embedded Valkey this replica started, if any
 
     def __serve_build_asgi_app__(self) -> Any:
         from services.api import build_app as build_http_app
@@ -256,9 +278,11 @@ def compose(args: AppArgs, overrides: dict[str, dict[str, Any]] | None = None) -
         raise ValueError(f"deployments: unknown names {sorted(set(overrides) - known)} (known: {sorted(known)})")
 
     def opts(d: Any) -> Any:
-        return d.options(**overrides[d.name]) if d.name in overrides else d
+        # Serve's request log follows log_level unless the config gives a deployment its own
+        options = {"logging_config": {"log_level": args.log_level.upper()}, **overrides.get(d.name, {})}
+        return d.options(**options)
 
-    model_args = (args.device, args.torch_threads, args.max_pending, args.queue_timeout_s)
+    model_args = (args.device, args.torch_threads, args.max_pending, args.queue_timeout_s, args.log_level)
     refiner = opts(Refiner).bind(args.refiner, args.refiner_backend, *model_args)
     drafter = None if args.no_drafter else opts(Drafter).bind(args.drafter, args.drafter_backend, *model_args)
     # the worker is bound into the ingress's arguments so that Serve deploys it with the app
