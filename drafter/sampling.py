@@ -6,7 +6,8 @@ Two things happen to the logits of each step, and they are kept apart on purpose
   of the chosen token and the entropy of the distribution. These are the refiner's hint of
   where a draft is weak, so they must not change with the sampling knobs of a request.
 * *choosing* the next token applies temperature, top-k and top-p, then samples with the
-  request's private ``torch.Generator`` (or takes the argmax when the temperature is 0).
+  request's private ``torch.Generator`` (or takes the argmax when the temperature is 0, or so
+  small that dividing by it would overflow: below ``GREEDY_BELOW``, shared with the refiner).
 
 Nothing here knows about models or tokenizers, so all of it is tested with fixed logits.
 """
@@ -14,6 +15,8 @@ Nothing here knows about models or tokenizers, so all of it is tested with fixed
 from __future__ import annotations
 
 import torch
+
+from refiner.sampling import GREEDY_BELOW
 
 
 def log_probs_and_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,11 +68,12 @@ def sample_next(
 ) -> torch.Tensor:
     """Choose one token per row. logits: (B, V) -> ids (B,) int64.
 
-    ``temperature == 0`` is greedy (argmax; the first index wins a tie) and ignores the rest.
+    ``temperature == 0`` is greedy (argmax; the first index wins a tie) and ignores the rest; so
+    is a temperature below :data:`GREEDY_BELOW` (dividing by it overflows; a draw would be the argmax).
     Otherwise the logits are divided by the temperature, filtered by top-k then top-p, and one
     token is drawn per row with ``generator`` (the global RNG when ``None``).
     """
-    if temperature <= 0.0:
+    if temperature < GREEDY_BELOW:
         return logits.argmax(dim=-1)
     scaled = logits.float() / temperature
     scaled = filter_top_p(filter_top_k(scaled, top_k), top_p)

@@ -10,6 +10,12 @@ from typing import Literal
 
 import torch
 
+# Below this temperature sampling is argmax. Dividing logits by a tiny temperature overflows
+# (float32 drafter logits / 1e-40 are inf and their softmax NaN; float64 / 1e-320 ties every
+# positive logit at inf), and a draw at it is the argmax anyway but for near-ties: a logit gap
+# of 0.01 at 1e-4 is a factor of e^-100.
+GREEDY_BELOW = 1e-4
+
 Remasking = Literal["low_confidence", "random", "entropy", "margin"]
 REMASKING: tuple[str, ...] = ("low_confidence", "random", "entropy", "margin")
 
@@ -39,14 +45,14 @@ def sample_tokens(
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Pick a token per position: argmax at temperature 0, else Gumbel-max at ``temperature``.
+    """Pick a token per position: argmax below :data:`GREEDY_BELOW`, else Gumbel-max at ``temperature``.
 
     argmax(logits / T + G), G ~ Gumbel(0, 1), is an exact sample from softmax(logits / T).
     The noise is computed in float64: in low precision, -log(-log u) of u close to 1 rounds
     to a handful of values and the sample loses diversity (noted by the LLaDA authors).
     logits: (..., V) -> ids (...).
     """
-    if temperature <= 0.0:
+    if temperature < GREEDY_BELOW:
         return logits.argmax(dim=-1)
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float64)
     u = u.clamp_(min=1e-20, max=1.0 - 1e-16)

@@ -70,3 +70,11 @@ def test_low_temperature_concentrates_on_the_mode() -> None:
     gen = torch.Generator().manual_seed(0)
     draws = [sample_next(logits, 0.01, generator=gen).item() for _ in range(50)]
     assert set(draws) == {0}
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 5e-324, 1e-5])
+def test_a_tiny_temperature_is_greedy_not_a_crash(temperature: float) -> None:
+    # float32 logits / 1e-40 overflow to inf, their softmax is NaN and multinomial raises
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]])
+    gen = torch.Generator().manual_seed(0)
+    assert sample_next(logits, temperature, top_p=0.9, generator=gen).tolist() == [1, 2]

@@ -46,6 +46,14 @@ def test_greedy_is_argmax_and_gumbel_is_seeded_and_float64():
     assert torch.allclose(freq, torch.softmax(lg[0], -1), atol=0.07)
 
 
+@pytest.mark.parametrize("temperature", [1e-40, 5e-324, 1e-5])
+def test_a_tiny_temperature_is_greedy(temperature):
+    # float64 logits / 5e-324 are inf for every positive logit: Gumbel-max would pick the first of them
+    lg = torch.tensor([[0.5, 3.0, 2.0, -1.0]])
+    gen = torch.Generator().manual_seed(0)
+    assert sample_tokens(lg.repeat(50, 1), temperature, gen).tolist() == [1] * 50
+
+
 def test_confidence_policies():
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]])
     chosen = torch.tensor([0, 0])
