@@ -9,9 +9,10 @@ Routes: ``POST /v1/completions``, ``POST /v1/fim/completions``, ``POST /v1/revis
 ``POST /v1/repair``, ``GET /v1/models``, and the ``/v1/jobs`` batch routes when a job queue
 is given; ``GET /health`` (the process answers), ``GET /ready`` (models loaded and a tiny
 forward pass works), ``GET /metrics`` (Prometheus), the OpenAPI document at
-``/openapi.json``, and the browser playground at ``/`` (:mod:`services.api.playground`).
-Request handling, outside in: metrics and access log, API keys, body size and encoding,
-then the route.
+``/openapi.json`` (its bounds are the configured limits), and the browser playground at
+``/`` (:mod:`services.api.playground`).
+Request handling, outside in: metrics and access log, a JSON 500 for anything unexpected,
+API keys, body size and encoding, then the route.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from services.api.engine import EngineClient
 from services.api.errors import APIError, install_error_handlers
 from services.api.jobs import router as jobs_router
 from services.api.metrics import Metrics
-from services.api.middleware import Authenticate, BodyGuard, Observe
+from services.api.middleware import Authenticate, BodyGuard, Contain, Observe
 from services.api.playground import STATIC_PREFIX, install_playground
 from services.api.routes import router
 from services.api.settings import Settings
+from workflows.limits import document_limits
 from workflows.queue import JobQueue
 
 log = logging.getLogger("remask.api")
@@ -56,6 +58,17 @@ def _route_templates(app: FastAPI) -> list[str]:
     """Every route path of the app, from its OpenAPI document (stable across FastAPI versions)."""
     extra = [p for p in (app.openapi_url, app.docs_url, app.redoc_url, "/", f"{STATIC_PREFIX}/{{name}}") if p]
     return [*app.openapi()["paths"], *extra]
+
+
+def _errors_as_json(doc: dict[str, Any]) -> dict[str, Any]:
+    """Error answers are JSON on every route: FastAPI files them under the route's own media
+    type (text/plain, application/jsonl), which would tell clients to expect otherwise."""
+    for operation in (op for path in doc.get("paths", {}).values() for op in path.values() if isinstance(op, dict)):
+        for status, answer in operation.get("responses", {}).items():
+            content = answer.get("content", {})
+            if status.isdigit() and int(status) >= 400 and content and "application/json" not in content:
+                answer["content"] = {"application/json": next(iter(content.values()))}
+    return doc
 
 
 def build_app(engine: EngineClient, settings: Settings | None = None, jobs: JobQueue | None = None) -> FastAPI:
@@ -102,9 +115,19 @@ def build_app(engine: EngineClient, settings: Settings | None = None, jobs: JobQ
 
     install_playground(app)
 
-    # added last = runs first: observe everything, then keys, then the body checks
+    def openapi() -> dict[str, Any]:
+        # the published bounds are the configured limits, not the ceilings an operator may raise them to
+        if app.openapi_schema is None:
+            _errors_as_json(document_limits(FastAPI.openapi(app), settings.limits))
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    # added last = runs first: observe everything (a contained 500 too), contain what escapes,
+    # then keys, then the body checks
     app.add_middleware(BodyGuard, max_body_bytes=settings.limits.max_body_bytes,
                        larger={"/v1/jobs": settings.limits.max_job_bytes})
     app.add_middleware(Authenticate, settings=settings)
+    app.add_middleware(Contain)
     app.add_middleware(Observe, metrics=metrics, templates=lambda: _route_templates(app))
     return app

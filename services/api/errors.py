@@ -1,9 +1,15 @@
 """Errors in the OpenAI shape: ``{"error": {"message", "type", "param", "code"}}``, every route.
 
 ``param`` names the request field at fault as a dotted path (``stop``, ``spans.2``,
-``rules``), so a client can point at it. Validation errors are 422, a body that is not
-JSON or not UTF-8 is 400, overload is 429 (queue full) or 503 (waited too long) with
-``Retry-After``. Unexpected errors are 500 with a generic message; the details go to the log.
+``rules``), so a client can point at it. Validation errors and requests over an operator
+limit are 422, a body that is not JSON or not UTF-8 is 400, overload is 429 (queue full) or
+503 (waited too long) with ``Retry-After``. Unexpected errors are 500 with a generic
+message; the details go to the log.
+
+Every 5xx answer carries ``Connection: close``: after an unexpected error the server cannot
+vouch for the connection's state, and a client that reused it would be reset on its next
+request. Text from the request that an error echoes (a field name, say) is escaped where it
+is not valid Unicode, so the error itself can always be encoded.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.engine import EngineUnavailable, QueueFull
+from workflows.limits import RequestRefused
 
 log = logging.getLogger("remask.api")
 
@@ -50,15 +57,25 @@ class APIError(Exception):
         self.type = type or TYPES.get(status, "invalid_request_error")
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates escaped (``\\ud800``): always encodable as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None,
                type: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type or TYPES.get(status, "invalid_request_error"),
-                      "param": param, "code": code}}
+    return {"error": {"message": printable(message), "type": type or TYPES.get(status, "invalid_request_error"),
+                      "param": None if param is None else printable(param), "code": code}}
+
+
+def closing_headers(status: int, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """``headers`` plus ``Connection: close`` for a 5xx answer."""
+    return {**(headers or {}), "Connection": "close"} if status >= 500 else dict(headers or {})
 
 
 def error_response(err: APIError) -> JSONResponse:
     return JSONResponse(error_body(err.status, err.message, err.param, err.code, err.type),
-                        status_code=err.status, headers=err.headers)
+                        status_code=err.status, headers=closing_headers(err.status, err.headers))
 
 
 def _param(loc: tuple[Any, ...] | list[Any]) -> str | None:
@@ -112,6 +129,10 @@ def install_error_handlers(app: FastAPI) -> None:
         code = "queue_full" if status == 429 else "queue_timeout"
         retry = str(max(1, math.ceil(exc.retry_after)))
         return error_response(APIError(status, str(exc), code=code, headers={"Retry-After": retry}))
+
+    @app.exception_handler(RequestRefused)
+    async def _refused(_: Request, exc: RequestRefused) -> JSONResponse:
+        return error_response(APIError(422, str(exc), param=exc.param, code=exc.code))
 
     @app.exception_handler(ValueError)
     async def _value(_: Request, exc: ValueError) -> JSONResponse:

@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from services.api.errors import APIError
+from services.api.responses import ErrorResponse, JSONLResponse
 from services.api.routes import ERRORS, bearer
-from services.api.settings import ANONYMOUS_TENANT
+from services.api.settings import ANONYMOUS_TENANT, Limits
 from workflows.queue import Job, JobNotFound, JobQueue, SubmissionError
 from workflows.queue.keys import is_job_id
 from workflows.queue.webhook import WebhookRefused
@@ -93,6 +94,11 @@ def _queue(request: Request) -> JobQueue:
     return request.app.state.jobs  # type: ignore[no-any-return]
 
 
+def _limits(request: Request) -> Limits:
+    """The operator's request limits: a line is bounded exactly like the request sent directly."""
+    return request.app.state.settings.limits  # type: ignore[no-any-return]
+
+
 def _tenant(request: Request) -> str:
     return str(getattr(request.state, "tenant", ANONYMOUS_TENANT))
 
@@ -134,6 +140,8 @@ async def _call(fn: Any, *args: Any, not_found_param: str = "job_id", **kw: Any)
 
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Security(bearer)], responses=ERRORS)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "no such job for this tenant (unknown, malformed or another's id)"}}
 _BODY_DOC = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": JobSubmission.model_json_schema()},
     "application/jsonl": {"schema": {"type": "string", "description": "one {custom_id, method, url, body} per line"}},
@@ -152,7 +160,7 @@ async def submit(request: Request,
     if ctype in JSONL_TYPES:
         await _check_webhook(request, webhook_url)
         job = await _call(queue.submit, raw.decode("utf-8"), tenant, idempotency_key=idempotency_key,
-                          webhook_url=webhook_url)
+                          webhook_url=webhook_url, limits=_limits(request))
         return _out(job)
     try:
         sub = JobSubmission.model_validate(json.loads(raw or b"null"))
@@ -165,11 +173,12 @@ async def submit(request: Request,
         raise APIError(422, f"{param or 'body'}: {err['msg']}", param=param, code=str(err["type"])) from None
     await _check_webhook(request, sub.webhook_url)
     job = await _call(queue.submit, sub.requests, tenant, idempotency_key=sub.idempotency_key or idempotency_key,
-                      webhook_url=sub.webhook_url, metadata=sub.metadata, completion_window_s=sub.completion_window_s)
+                      webhook_url=sub.webhook_url, metadata=sub.metadata, completion_window_s=sub.completion_window_s,
+                      limits=_limits(request))
     return _out(job)
 
 
-@router.get("", response_model=JobList, summary="List your jobs, newest first")
+@router.get("", response_model=JobList, summary="List your jobs, newest first", responses=NOT_FOUND)
 async def list_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
                     after: Annotated[str | None, Query(description="last id of the previous page")] = None) -> JobList:
     if after is not None:
@@ -180,23 +189,26 @@ async def list_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=100, 
                    has_more=len(jobs) > limit)
 
 
-@router.get("/{job_id}", response_model=JobOut, summary="A job's state, counts and progress")
+@router.get("/{job_id}", response_model=JobOut, summary="A job's state, counts and progress", responses=NOT_FOUND)
 async def get_job(request: Request, job_id: str) -> JobOut:
     return _out(await _call(_queue(request).get, _checked(job_id), _tenant(request)))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job; finished items are kept")
+@router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job; finished items are kept",
+             responses=NOT_FOUND)
 async def cancel_job(request: Request, job_id: str) -> JobOut:
     return _out(await _call(_queue(request).cancel, _checked(job_id), _tenant(request)))
 
 
-@router.get("/{job_id}/results", response_class=PlainTextResponse, summary="Output lines of succeeded items (JSONL)")
+@router.get("/{job_id}/results", response_class=JSONLResponse, summary="Output lines of succeeded items (JSONL)",
+            responses=NOT_FOUND)
 async def job_results(request: Request, job_id: str) -> PlainTextResponse:
     body = await _call(_queue(request).results_jsonl, _checked(job_id), _tenant(request))
     return PlainTextResponse(body, media_type="application/jsonl")
 
 
-@router.get("/{job_id}/errors", response_class=PlainTextResponse, summary="Output lines of failed items (JSONL)")
+@router.get("/{job_id}/errors", response_class=JSONLResponse, summary="Output lines of failed items (JSONL)",
+            responses=NOT_FOUND)
 async def job_errors(request: Request, job_id: str) -> PlainTextResponse:
     body = await _call(_queue(request).errors_jsonl, _checked(job_id), _tenant(request))
     return PlainTextResponse(body, media_type="application/jsonl")

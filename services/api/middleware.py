@@ -9,6 +9,10 @@ before reading anything, and counts the bytes it actually reads too (a chunked b
 that lies about its length); it refuses a body that is not UTF-8 (400). The checked body is
 handed on to the app as one message.
 
+:class:`Contain` turns an exception that escapes the routes and their error handlers into a
+JSON 500 with ``Connection: close``, so nothing unexpected reaches the server (which would
+drop the connection without saying so: a keep-alive client's next request would be reset).
+
 :class:`Observe` times every request to its last byte, counts it by route template and
 status, keeps the in-flight gauge, and logs one line: method, path, status, time and tenant.
 Never a header, a query string or a body, so API keys cannot reach the log.
@@ -132,6 +136,38 @@ class BodyGuard:
             return await receive()  # after the body: wait for the client to disconnect
 
         await self.app(scope, replay, send)
+
+
+class Contain:
+    """Any exception the app lets through becomes a JSON 500 with ``Connection: close``.
+
+    Once an answer has started (a stream), a status can no longer be sent: the exception is
+    re-raised so the server closes the connection, which is the only way left to tell the
+    client that the answer is cut short.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:  # the last place that can still answer it
+            log.error("internal error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            if started:
+                raise
+            await send_error(send, 500, "internal error; see the server log", "internal_error",
+                             [(b"connection", b"close")])
 
 
 class Observe:

@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any, Literal
 
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from services.api.engine import Outcome
@@ -134,6 +135,12 @@ class EditResponse(BaseModel):
     issues_before: list[IssueOut] | None = Field(None, description="repair: syntax issues of the input")
     issues_after: list[IssueOut] | None = Field(None, description="repair: syntax issues left (empty when repaired)")
     remask: RemaskInfo = Field(description="remask extension: nfe, timings, audit record")
+
+
+class JSONLResponse(PlainTextResponse):
+    """JSON Lines (one JSON object per line), as job results and errors are served."""
+
+    media_type = "application/jsonl"
 
 
 def new_id(prefix: str) -> str:

@@ -2,6 +2,8 @@
 
 Nothing here touches a model: the engine (:class:`services.api.engine.EngineClient`) is
 taken from the app state, so the same routes serve an in-process engine or Ray handles.
+The limits are checked by the request model itself (``req.check(limits)``, the check a
+batch line gets too); a refusal is a 422 naming the field (see :mod:`services.api.errors`).
 """
 
 from __future__ import annotations
@@ -27,14 +29,8 @@ from services.api.responses import (
     fim_response,
 )
 from services.api.schemas import CompletionRequest, FimRequest, RepairRequest, ReviseRequest
-from services.api.settings import ANONYMOUS_TENANT, Limits, Settings
+from services.api.settings import ANONYMOUS_TENANT, Settings
 from services.api.streaming import edit_sse, event_stream, infill_sse, prime, single
-from workflows.compliance import ComplianceParams
-from workflows.infill import InfillParams
-from workflows.repair import RepairParams
-from workflows.revise import ReviseParams
-
-FIM_DEFAULT_TOKENS = 32
 
 # documents the bearer scheme in /openapi.json; the check itself runs in middleware, before
 # the body is read (see services.api.middleware.Authenticate)
@@ -79,19 +75,6 @@ def context(request: Request) -> Ctx:
 CtxDep = Annotated[Ctx, Depends(context)]
 
 
-def check_limits(limits: Limits, *, chars: int, chars_param: str, max_tokens: int | None = None,
-                 steps: int | None = None) -> None:
-    """Refuse (422, naming the field) what is over the operator's limits."""
-    if chars > limits.max_text_chars:
-        raise APIError(422, f"{chars_param}: {chars} characters, over the limit of {limits.max_text_chars}",
-                       param=chars_param, code="text_too_long")
-    if max_tokens is not None and max_tokens > limits.max_tokens:
-        raise APIError(422, f"max_tokens: {max_tokens} is over the limit of {limits.max_tokens}",
-                       param="max_tokens", code="over_limit")
-    if steps is not None and steps > limits.max_steps:
-        raise APIError(422, f"steps: {steps} is over the limit of {limits.max_steps}", param="steps", code="over_limit")
-
-
 def _model(settings: Settings, asked: str | None) -> str:
     return asked or settings.served_model_name
 
@@ -101,11 +84,8 @@ def _model(settings: Settings, asked: str | None) -> str:
                          "`stream: true` answers with server-sent events ending in `data: [DONE]`: token deltas in "
                          "ar mode, whole-span snapshots (in `remask.snapshot`) in diffusion and hybrid mode.")
 async def completions(req: CompletionRequest, ctx: CtxDep) -> Any:
-    prompt, suffix = req.prompt_text, req.suffix or ""
-    check_limits(ctx.settings.limits, chars=len(prompt) + len(suffix), chars_param="prompt",
-                 max_tokens=req.max_tokens, steps=req.steps)
-    params = InfillParams(mode=req.mode, max_tokens=req.max_tokens, steps=req.steps, temperature=req.temperature,
-                          top_p=req.top_p, stop=req.stops, seed=req.seed)
+    req.check(ctx.settings.limits)
+    prompt, suffix, params = req.prompt_text, req.suffix or "", req.params()
     model, echo = _model(ctx.settings, req.model), prompt if req.echo else ""
     if req.stream:
         first, rest = await prime(ctx.engine.stream_infill(prompt, suffix, params))
@@ -125,12 +105,9 @@ async def completions(req: CompletionRequest, ctx: CtxDep) -> Any:
                          "chat.completion whose message content is the insertion. Streams as chat.completion.chunk "
                          "events ending in `data: [DONE]`, usage in the last chunk.")
 async def fim_completions(req: FimRequest, ctx: CtxDep) -> Any:
-    suffix = req.suffix or ""
-    max_tokens = req.max_tokens or FIM_DEFAULT_TOKENS
-    check_limits(ctx.settings.limits, chars=len(req.prompt) + len(suffix), chars_param="prompt",
-                 max_tokens=max_tokens, steps=req.steps)
-    params = InfillParams(mode=req.mode, max_tokens=max_tokens, steps=req.steps, temperature=req.temperature,
-                          top_p=req.top_p, stop=req.stops, seed=req.random_seed)
+    req.check(ctx.settings.limits)
+    suffix, params = req.suffix or "", req.params()
+    max_tokens = params.max_tokens
     model = _model(ctx.settings, req.model)
     if req.stream:
         first, rest = await prime(ctx.engine.stream_infill(req.prompt, suffix, params))
@@ -150,25 +127,18 @@ async def fim_completions(req: FimRequest, ctx: CtxDep) -> Any:
                          "(`revision.snapshot` events), then the result, then `data: [DONE]`.")
 async def revise_route(req: ReviseRequest, ctx: CtxDep) -> Any:
     limits = ctx.settings.limits
-    check_limits(limits, chars=len(req.text), chars_param="text", steps=req.steps)
+    req.check(limits)
     if req.spans is not None:
-        if len(req.spans) > limits.max_spans:
-            raise APIError(422, f"spans: {len(req.spans)} spans, over the limit of {limits.max_spans}",
-                           param="spans", code="too_many_spans")
         try:
             validate_char_spans(req.text, req.spans)
         except ValueError as exc:
             raise APIError(422, f"spans: {exc}", param="spans", code="invalid_span") from None
     model = _model(ctx.settings, req.model)
-    rules = req.rule_set()
-    if rules is not None:  # a rule set is applied as a whole; the pipeline reports no steps
-        cparams = ComplianceParams(steps=req.steps, seed=req.seed, max_chars=limits.max_text_chars)
+    if req.rules is not None:  # a rule set is applied as a whole; the pipeline reports no steps
+        rules, cparams = req.compliance(limits)
         out: Outcome[Any] = await ctx.engine.compliance(req.text, rules, cparams)
     else:
-        params = ReviseParams(spans=req.spans, detect=req.detect, remask_below=req.remask_below,
-                              max_fraction=req.max_fraction, steps=req.steps, temperature=req.temperature,
-                              seed=req.seed, max_chars=limits.max_text_chars, language=req.language,
-                              spelling=req.spelling, word_order=req.word_order, rewrite_prose=req.rewrite_prose)
+        params = req.params(limits)
         if req.stream:
             first, rest = await prime(ctx.engine.stream_revise(req.text, params))
             ctx.first_token()
@@ -186,10 +156,8 @@ async def revise_route(req: ReviseRequest, ctx: CtxDep) -> Any:
                          "no repair was found within `rounds`. `stream: true` answers the result as one event, "
                          "then `data: [DONE]` (repair reports no intermediate steps).")
 async def repair_route(req: RepairRequest, ctx: CtxDep) -> Any:
-    check_limits(ctx.settings.limits, chars=len(req.code), chars_param="code", steps=req.steps)
-    params = RepairParams(language=req.language, rounds=req.rounds, steps=req.steps, seed=req.seed,
-                          max_chars=ctx.settings.limits.max_text_chars)
-    out = await ctx.engine.repair(req.code, params)
+    req.check(ctx.settings.limits)
+    out = await ctx.engine.repair(req.code, req.params(ctx.settings.limits))
     ctx.first_token()
     ctx.done(out)
     model = _model(ctx.settings, req.model)

@@ -23,6 +23,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
+from workflows.limits import Limits
 from workflows.queue.webhook import ALLOW_ENV as WEBHOOK_ALLOW_ENV
 from workflows.queue.webhook import WebhookPolicy
 
@@ -70,18 +71,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name other than localhost may resolve to anything
         return False
-
-
-class Limits(BaseModel):
-    """Request limits; a request over one is refused with the status given per field."""
-
-    model_config = ConfigDict(extra="forbid")
-    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 over it)")
-    max_job_bytes: int = Field(64 << 20, ge=1024, description="largest batch job submission (413 over it)")
-    max_text_chars: int = Field(200_000, ge=1, description="longest prompt+suffix, text or code (422 over it)")
-    max_spans: int = Field(64, ge=1, description="most spans in one revise request (422 over it)")
-    max_tokens: int = Field(256, ge=1, le=1024, description="largest max_tokens of a completion (422 over it)")
-    max_steps: int = Field(128, ge=1, le=1024, description="largest denoising step budget (422 over it)")
 
 
 class Settings(BaseModel):

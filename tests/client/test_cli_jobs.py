@@ -39,15 +39,14 @@ def test_submit_wait_shows_progress_and_writes_results(live: Live, worker: Backg
 
 def test_failed_items_go_to_the_errors_file(live: Live, worker: BackgroundWorker, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    bad = {"custom_id": "empty", "url": "/v1/completions",
-           "body": {"prompt": "", "suffix": "", "max_tokens": 2, "mode": "diffusion"}}
+    bad = {"custom_id": "bad-span", "url": "/v1/revise", "body": {"text": "short", "spans": [[0, 99]]}}
     src = write_jsonl(tmp_path / "in.jsonl", [item("ok"), bad])
     rc = jobs(live, "submit", str(src), "--wait", "--poll", "0.05", "--no-progress",
               "--out", str(tmp_path / "res" / "ok.jsonl"), "--errors", str(tmp_path / "bad.jsonl"))
     assert rc == 0 and "1 succeeded, 1 failed" in capsys.readouterr().err
     assert [json.loads(x)["custom_id"] for x in (tmp_path / "res" / "ok.jsonl").read_text().splitlines()] == ["ok"]
     errors = [json.loads(x) for x in (tmp_path / "bad.jsonl").read_text().splitlines()]
-    assert [e["custom_id"] for e in errors] == ["empty"] and errors[0]["error"]["message"]
+    assert [e["custom_id"] for e in errors] == ["bad-span"] and errors[0]["error"]["message"]
 
 
 def test_submit_status_results_and_cancel(live: Live, worker: BackgroundWorker, tmp_path: Path,

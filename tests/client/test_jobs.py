@@ -47,13 +47,14 @@ def test_submit_a_file_wait_with_progress_and_read_results(rm: Remask, worker: B
 
 
 def test_failed_items_come_back_as_errors(rm: Remask, worker: BackgroundWorker) -> None:
-    lines = [item("good"), json.dumps({"custom_id": "empty", "url": "/v1/completions",
-                                       "body": {"prompt": "", "suffix": "", "max_tokens": 2, "mode": "diffusion"}})]
+    # a span past the end of the text passes submission (it is checked against the text when it runs)
+    lines = [item("good"), json.dumps({"custom_id": "bad-span", "url": "/v1/revise",
+                                       "body": {"text": "short", "spans": [[0, 99]]}})]
     job = rm.wait_job(rm.submit_job(lines).id, poll_interval=0.05, timeout=60)
     assert job.status == "completed"
     errors = rm.job_errors(job.id)
     assert job.request_counts.failed == len(errors) == 1
-    assert errors[0].custom_id == "empty" and errors[0].status_code is None and errors[0].error
+    assert errors[0].custom_id == "bad-span" and errors[0].status_code is None and errors[0].error
     assert [r.custom_id for r in rm.job_results(job.id)] == ["good"]
 
 

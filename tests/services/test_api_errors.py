@@ -69,9 +69,10 @@ def test_non_utf8_and_non_json_bodies_are_400(api_url: str, http: httpx.Client) 
     assert err["code"] == "invalid_json"
 
 
-def test_input_the_pipeline_refuses_is_400(api_url: str, http: httpx.Client) -> None:
-    err = error_of(http.post(f"{api_url}/v1/completions", json={**OK_FIM, "prompt": "", "suffix": ""}), 400)
-    assert "no context" in err["message"]
+def test_an_empty_prompt_and_suffix_is_422_naming_prompt(api_url: str, http: httpx.Client) -> None:
+    for route in ("/v1/completions", "/v1/fim/completions"):
+        err = error_of(http.post(f"{api_url}{route}", json={**OK_FIM, "prompt": "", "suffix": ""}), 422)
+        assert err["param"] == "prompt" and "no context" in err["message"] and "prefix" not in err["message"]
 
 
 def test_body_over_the_limit_is_413_by_bytes_read(api_url: str, http: httpx.Client) -> None:

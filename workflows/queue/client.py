@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import redis
 
+from workflows.limits import Limits
 from workflows.queue.jobs import FINAL_STATES, Job, JobStatus
 from workflows.queue.keys import Keys, new_job_id
 from workflows.queue.scripts import Scripts
@@ -83,17 +84,19 @@ class JobQueue:
 
     def submit(self, data: str | bytes | list[Any], tenant: str = "default",
                idempotency_key: str | None = None, webhook_url: str | None = None,
-               metadata: dict[str, str] | None = None, completion_window_s: int | None = None) -> Job:
+               metadata: dict[str, str] | None = None, completion_window_s: int | None = None,
+               limits: Limits | None = None) -> Job:
         """Validate and queue a job; returns it (status ``queued``).
 
-        ``data`` is JSONL text/bytes or a list of item objects. With an ``idempotency_key``
+        ``data`` is JSONL text/bytes or a list of item objects; each body is checked against
+        ``limits`` (the service's request limits; default :class:`Limits`). With an ``idempotency_key``
         already used by this tenant (within the retention time), nothing is queued and the
         existing job is returned. Raises :class:`SubmissionError` naming line and field.
         """
         problems = _check_options(tenant, idempotency_key, webhook_url, metadata)
         if problems:
             raise SubmissionError(problems)
-        items = parse_submission(data, self.max_lines)
+        items = parse_submission(data, self.max_lines, limits)
         job_id = new_job_id()
         now = int(time.time())
         window = completion_window_s or self.completion_window_s

@@ -4,6 +4,10 @@ Every problem is reported with the line it is on (1-based; for a JSON list, the 
 position) and the field it concerns, e.g. ``line 3, body.steps: Input should be greater
 than or equal to 1``. Up to :data:`MAX_REPORTED` problems are collected at once, so a
 user fixes a file in one round rather than one error per submission.
+
+A line's body is checked by the model and against the operator limits of the endpoint it
+names (:func:`workflows.queue.bodies.validate_body`), so a line is refused exactly when the
+same request sent directly would be.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workflows.limits import Limits, RequestRefused
 from workflows.queue.jobs import URLS, BatchItem
 
 MAX_LINES = 50_000  # OpenAI Batch's per-file request limit
@@ -49,14 +54,17 @@ class SubmissionError(ValueError):
         return [{"line": e.line, "field": e.field, "message": e.message} for e in self.errors]
 
 
-def parse_submission(data: str | bytes | list[Any], max_lines: int = MAX_LINES) -> list[BatchItem]:
+def parse_submission(data: str | bytes | list[Any], max_lines: int = MAX_LINES,
+                     limits: Limits | None = None) -> list[BatchItem]:
     """Validate a JSONL submission (text or bytes) or a list of item objects.
 
+    Each body is checked against ``limits`` (default: the service's default :class:`Limits`).
     Blank lines are skipped (their numbers still count). Raises :class:`SubmissionError`.
     """
+    limits = limits or Limits()
     if isinstance(data, list):
         rows: list[tuple[int, Any]] = [(i + 1, obj) for i, obj in enumerate(data)]
-        return _validate(rows, max_lines)
+        return _validate(rows, max_lines, limits)
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -75,10 +83,11 @@ def parse_submission(data: str | bytes | list[Any], max_lines: int = MAX_LINES) 
         except json.JSONDecodeError as exc:
             errors.append(LineError(n, "", f"not valid JSON ({exc.msg} at column {exc.colno})"))
             rows.append((n, None))
-    return _validate(rows, max_lines, errors)
+    return _validate(rows, max_lines, limits, errors)
 
 
-def _validate(rows: list[tuple[int, Any]], max_lines: int, errors: list[LineError] | None = None) -> list[BatchItem]:
+def _validate(rows: list[tuple[int, Any]], max_lines: int, limits: Limits,
+              errors: list[LineError] | None = None) -> list[BatchItem]:
     errors = errors or []
     if not rows:
         raise SubmissionError([LineError(0, "", "the submission has no items")])
@@ -90,7 +99,7 @@ def _validate(rows: list[tuple[int, Any]], max_lines: int, errors: list[LineErro
     for line, obj in rows:
         if obj is None:  # already reported as invalid JSON
             continue
-        found = list(_check_item(line, obj, seen))
+        found = list(_check_item(line, obj, seen, limits))
         errors.extend(found)
         if not found:
             items.append(BatchItem(len(items), obj["custom_id"], obj["url"], obj["body"], obj.get("method", "POST")))
@@ -101,7 +110,7 @@ def _validate(rows: list[tuple[int, Any]], max_lines: int, errors: list[LineErro
     return items
 
 
-def _check_item(line: int, obj: Any, seen: dict[str, int]) -> Iterable[LineError]:
+def _check_item(line: int, obj: Any, seen: dict[str, int], limits: Limits) -> Iterable[LineError]:
     if not isinstance(obj, dict):
         yield LineError(line, "", f"expected a JSON object, got {type(obj).__name__}")
         return
@@ -112,6 +121,8 @@ def _check_item(line: int, obj: Any, seen: dict[str, int]) -> Iterable[LineError
         yield LineError(line, "custom_id", "required: a non-empty string")
     elif len(cid) > MAX_CUSTOM_ID:
         yield LineError(line, "custom_id", f"longer than {MAX_CUSTOM_ID} characters")
+    elif not _valid_unicode(cid):  # it is stored and echoed in every output line
+        yield LineError(line, "custom_id", "holds a lone surrogate: send valid Unicode text")
     elif cid in seen:
         yield LineError(line, "custom_id", f"{cid!r} repeats line {seen[cid]}; custom_ids must be unique")
     else:
@@ -126,14 +137,18 @@ def _check_item(line: int, obj: Any, seen: dict[str, int]) -> Iterable[LineError
         yield LineError(line, "body", "required: a JSON object")
         return
     if url in URLS:
-        yield from _check_body(line, url, body)
+        yield from _check_body(line, url, body, limits)
 
 
-def _check_body(line: int, url: str, body: dict[str, Any]) -> Iterable[LineError]:
-    from workflows.queue.bodies import BODY_MODELS  # imports the pipelines: only where validating
+def _valid_unicode(s: str) -> bool:
+    return not any("\ud800" <= ch <= "\udfff" for ch in s)
+
+
+def _check_body(line: int, url: str, body: dict[str, Any], limits: Limits) -> Iterable[LineError]:
+    from workflows.queue.bodies import validate_body  # imports the pipelines: only where validating
 
     try:
-        BODY_MODELS[url].model_validate(body)
+        validate_body(url, body, limits)
     except ValidationError as exc:
         for err in exc.errors():
             path = ".".join(str(x) for x in err["loc"])
@@ -141,5 +156,7 @@ def _check_body(line: int, url: str, body: dict[str, Any]) -> Iterable[LineError
             if err["type"] == "extra_forbidden":
                 msg = "unknown field"
             yield LineError(line, f"body.{path}" if path else "body", msg)
+    except RequestRefused as exc:  # over an operator limit
+        yield LineError(line, f"body.{exc.param}", exc.message)
     except ValueError as exc:  # a rule set that does not parse, raised outside pydantic
         yield LineError(line, "body", str(exc))
