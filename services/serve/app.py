@@ -242,6 +242,10 @@ class Ingress:
         engine = ServeEngine(self.refiner, self.drafter, retry_after_s=self.args.retry_after_s)
         return build_http_app(engine, http_settings(self.args), jobs)
 
+    def __del__(self) -> None:  # Serve calls it when it stops the replica
+        if self.server is not None:
+            self.server.stop()
+
 
 def _resolved(args: AppArgs) -> AppArgs:
     """Paths made absolute where the builder runs, so every replica finds the same files."""
