@@ -46,6 +46,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 router = APIRouter(prefix="/v1", dependencies=[Security(bearer)], responses=ERRORS)
+# `stream: true` answers 200 as server-sent events; documented beside the JSON answer
+STREAMS: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"itemSchema": {
+    "type": "object", "required": ["data"], "description": "one server-sent event",
+    "properties": {"data": {"type": "string", "description": "a JSON chunk; the last event's data is [DONE]"}}}}}}}
 
 
 @dataclass
@@ -79,7 +83,8 @@ def _model(settings: Settings, asked: str | None) -> str:
     return asked or settings.served_model_name
 
 
-@router.post("/completions", response_model=CompletionResponse, summary="Fill in the middle (OpenAI completions)",
+@router.post("/completions", response_model=CompletionResponse, responses=STREAMS,
+             summary="Fill in the middle (OpenAI completions)",
              description="OpenAI legacy completions with `prompt` and `suffix`: the text to insert between them. "
                          "`stream: true` answers with server-sent events ending in `data: [DONE]`: token deltas in "
                          "ar mode, whole-span snapshots (in `remask.snapshot`) in diffusion and hybrid mode.")
@@ -100,7 +105,8 @@ async def completions(req: CompletionRequest, ctx: CtxDep) -> Any:
     return completion_response(out, model, req.max_tokens, echo)
 
 
-@router.post("/fim/completions", response_model=FimResponse, summary="Fill in the middle (Mistral/Codestral)",
+@router.post("/fim/completions", response_model=FimResponse, responses=STREAMS,
+             summary="Fill in the middle (Mistral/Codestral)",
              description="Mistral-style FIM: `prompt` (before the cursor) and `suffix` (after); the answer is a "
                          "chat.completion whose message content is the insertion. Streams as chat.completion.chunk "
                          "events ending in `data: [DONE]`, usage in the last chunk.")
@@ -120,7 +126,7 @@ async def fim_completions(req: FimRequest, ctx: CtxDep) -> Any:
     return fim_response(out, model, max_tokens)
 
 
-@router.post("/revise", response_model=EditResponse, summary="Revise a document or code block",
+@router.post("/revise", response_model=EditResponse, responses=STREAMS, summary="Revise a document or code block",
              description="Redo the given character spans, or the spans the models doubt, or apply a compliance "
                          "rule set. Answers the new text, edits (code-point offsets into the input), a unified "
                          "diff and LanguageTool-style matches. `stream: true` streams denoising snapshots "
@@ -151,7 +157,7 @@ async def revise_route(req: ReviseRequest, ctx: CtxDep) -> Any:
     return edit_response(out, model)
 
 
-@router.post("/repair", response_model=EditResponse, summary="Repair code that does not parse",
+@router.post("/repair", response_model=EditResponse, responses=STREAMS, summary="Repair code that does not parse",
              description="Code comes back parsing, with the fewest edits found, or unchanged (parses: false) when "
                          "no repair was found within `rounds`. `stream: true` answers the result as one event, "
                          "then `data: [DONE]` (repair reports no intermediate steps).")

@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "queue": "bench.queue",
     "serve": "bench.serve",
     "shutdown": "bench.shutdown",
+    "fuzz": "bench.fuzz",
 }
 
 
