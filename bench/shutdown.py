@@ -185,9 +185,10 @@ def _one(way: str, args: argparse.Namespace) -> dict[str, Any]:
         running = svc.left_running()
         files = leftover_files(work / "valkey", work)
         svc.kill()  # whatever an unclean run left
+        clean = rc == 0 and took <= args.limit and not running and not files
         return {"rc": "timeout" if rc is None else rc, "stop_s": round(took, 2), "start_s": round(started, 1),
-                "left_running": running, "left_files": files,
-                "clean": rc == 0 and took <= args.limit and not running and not files}
+                "left_running": running, "left_files": files, "clean": clean,
+                **({} if clean else {"log_tail": svc.log_tail(1500)})}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -33,6 +33,7 @@ log = logging.getLogger("remask.serve")
 
 DEFAULT_CONFIG = Path("deploy/serve.yaml")
 TEARDOWN_RESERVE_S = 10.0  # of --stop-timeout, kept for stopping Serve, Ray and Valkey after the drain
+DEPLOY_JOIN_S = 5.0  # serve.run polls the application's status every second
 
 
 def register(sub: Any) -> None:
@@ -89,6 +90,9 @@ def app_parts(cfg: dict[str, Any], cli: dict[str, Any]) -> tuple[Any, dict[str, 
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # no implicit ray.init: a Ray call left running on another thread after the stop's
+    # ray.shutdown would otherwise start a second Ray instance (read when ray is imported)
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = StopSignals("remask serve")
     stop.install()  # first of all: a signal while the models load is a clean stop too
@@ -119,12 +123,13 @@ def _serve(args: argparse.Namespace) -> int:
     app = cfg["applications"][0]
     name, route = app.get("name", "remask"), app.get("route_prefix", "/")
     session_dir: str | None = None
+    deploying: threading.Thread | None = None
     started = False  # False after a failed start: Ray's session directory (its logs) is kept
     try:
         if not stop.requested:
             session_dir = _start_ray(args, stop)
         if not stop.requested:
-            _start_serve(compose(app_args, overrides), name, route, host, port, args.log_level, stop)
+            deploying = _start_serve(compose(app_args, overrides), name, route, host, port, args.log_level, stop)
         if not stop.requested:
             print(f"remask: serving on http://{host}:{port}{route.rstrip('/')}/ (Ctrl-C stops)",
                   file=sys.stderr, flush=True)
@@ -133,7 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         stop.request()  # a stop from here on, whatever ended the run: a signal now exits at once
         stop.deadline(args.stop_timeout)
-        _stop_all(name, server, session_dir if started else None, args.stop_timeout - TEARDOWN_RESERVE_S)
+        _stop_all(name, deploying, server, session_dir if started else None, args.stop_timeout - TEARDOWN_RESERVE_S)
     return 0
 
 
@@ -156,12 +161,15 @@ def _start_ray(args: argparse.Namespace, stop: StopSignals) -> str | None:
     return None if args.address or not info.get("session_dir") else str(info["session_dir"])
 
 
-def _start_serve(app: Any, name: str, route: str, host: str, port: int, log_level: str, stop: StopSignals) -> None:
-    """Start Serve and deploy ``app``; returns early when a stop is requested meanwhile.
+def _start_serve(app: Any, name: str, route: str, host: str, port: int, log_level: str,
+                 stop: StopSignals) -> threading.Thread:
+    """Start Serve and deploy ``app`` on a helper thread (returned); returns when it is done,
+    or early when a stop is requested meanwhile.
 
     ``serve.run`` blocks until every deployment is running (tens of seconds while the models
-    load), so it runs on a helper thread and the main thread keeps taking signals: a stop
-    during the start is a stop like any other (the application is deleted by the caller).
+    load; ``/ready`` may answer before it returns), so it runs on a helper thread and the main
+    thread keeps taking signals: a stop during the start is a stop like any other (the caller
+    deletes the application, which ends ``serve.run``, and waits for the thread).
     """
     from ray import serve
 
@@ -182,9 +190,11 @@ def _start_serve(app: Any, name: str, route: str, host: str, port: int, log_leve
         pass
     if failed and not stop.requested:
         raise failed[0]
+    return thread
 
 
-def _stop_all(name: str, server: Any, session_dir: str | None, drain_s: float) -> bool:
+def _stop_all(name: str, deploying: threading.Thread | None, server: Any, session_dir: str | None,
+              drain_s: float) -> bool:
     """Stop in order: drain and delete the application (Serve stops the ingress first, then the
     models and the job worker), stop Serve, then Ray, then the embedded Valkey last. Whatever
     fails is logged and the rest still runs; True when every step went well. ``session_dir``
@@ -197,6 +207,8 @@ def _stop_all(name: str, server: Any, session_dir: str | None, drain_s: float) -
         from ray import serve
 
         ok = _step("drain the application", lambda: _drain(name, drain_s))
+        if deploying is not None:  # serve.run ends once the application is gone; Ray must outlive it
+            deploying.join(DEPLOY_JOIN_S)
         ok = _step("stop Serve", serve.shutdown) and ok
         ok = _step("stop Ray", ray.shutdown) and ok
     if server is not None:
