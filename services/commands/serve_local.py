@@ -82,8 +82,9 @@ def _serve(args: argparse.Namespace) -> int:
                 stop.on_force(functools.partial(valkey.stop, timeout=2.0))  # its own session: nothing else would stop it
             jobs = JobQueue(r, Keys(args.prefix))
         drain_s = max(1, int(args.stop_timeout - TEARDOWN_RESERVE_S))
-        server = _uvicorn_server(uvicorn.Config(build_app(engine, settings, jobs), host=settings.host, port=settings.port,
-                                        log_level=args.log_level, timeout_graceful_shutdown=drain_s))
+        config = uvicorn.Config(build_app(engine, settings, jobs), host=settings.host, port=settings.port,
+                                log_level=args.log_level, timeout_graceful_shutdown=drain_s)
+        server = _uvicorn_server(config)
         stop.on_stop(lambda: setattr(server, "should_exit", True))  # uvicorn polls it
         if not stop.requested:
             server.run()
