@@ -5,7 +5,7 @@ them, and they make up /openapi.json) and a batch job validates each line's body
 very same ones (:mod:`workflows.queue.bodies`), so a request means the same and is bounded
 the same on both paths:
 
-* static bounds (``temperature <= 2``, ``n == 1``, a seed within 64 bits) sit on the fields;
+* static bounds (``temperature <= 2``, ``n == 1``, a seed below 2**53) sit on the fields;
 * the operator's limits (text length, spans, ``max_tokens``, ``steps``) are named on the
   fields with :func:`workflows.limits.limited` and applied by :meth:`RequestModel.check`;
 * every string anywhere in a request (a rule's phrase too) must be valid Unicode and every
