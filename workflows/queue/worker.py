@@ -189,8 +189,9 @@ class Worker:
             if wait is not None:
                 log.warning("worker %s: redis is back", self.name)
                 wait = None
-        self._give_back_held()
-        self._leave_group()
+        if wait is None:  # else the server is away: each call would wait out the client's retries
+            self._give_back_held()
+            self._leave_group()
         return handled
 
     def step(self, block_s: float = 0.0) -> bool:
@@ -223,8 +224,11 @@ class Worker:
         Idle times run on while the server is down, so right after it (re)starts every
         entry looks stalled, its worker alive or not: nothing is reclaimed until the server
         has been up for a lease, time enough for live workers to renew what they hold."""
-        if int(self.r.info("server")["uptime_in_seconds"]) < self.config.lease_s:
-            return []
+        try:
+            if int(self.r.info("server")["uptime_in_seconds"]) < self.config.lease_s:
+                return []
+        except redis.ResponseError:  # INFO refused (some managed servers): reclaim by idle time alone
+            pass
         k = self.keys
         reply: Any = self.r.xautoclaim(k.stream, k.group, self.name, int(self.config.lease_s * 1000), "0-0",
                                        count=1)
@@ -373,14 +377,15 @@ class Worker:
         marker = self.r.hget(k.job(job.id), "running")
         if marker is None:
             return
-        index, run_entry, run_token = _s(marker).split(" ")
-        if run_entry != entry or run_token == token:
+        parts = _s(marker).split(" ")
+        if len(parts) != 3 or parts[1] != entry or parts[2] == token:
             return
-        raw = self.r.lindex(k.items(job.id), int(index))
+        raw = self.r.lindex(k.items(job.id), int(parts[0]))
         if raw is not None:
-            runs = self._charge(job, BatchItem.from_json(int(index), raw), _s(marker), DIED)
+            item = BatchItem.from_json(int(parts[0]), raw)
+            runs = self._charge(job, item, _s(marker), DIED)
             if runs > 0:
-                log.warning("job %s: item %s charged a failed run (%d of %d): %s", job.id, index, runs,
+                log.warning("job %s: item %s charged a failed run (%d of %d): %s", job.id, item.custom_id, runs,
                             self.config.max_attempts, DIED)
 
     # -- settling ---------------------------------------------------------------------
