@@ -136,8 +136,10 @@ KNOWN: dict[str, Section] = {
         plots=(("quality_by_mode", plots.quality_by_mode),),
     ),
     "queue": Section(
-        about="The job queue under worker SIGKILLs (embedded Valkey, stub handler, no models): jobs/s, and "
-        "whether any job was lost or any item result duplicated; re-executed items are at-least-once "
+        about="The job queue under faults (embedded Valkey, the pipelines' item handler on the shipped "
+        "models): worker SIGKILLs, Valkey restarts of 10 s and 1 s, and one poison item that kills its "
+        "worker on every run. Jobs/s, and whether any job was lost or failed, any item result duplicated, "
+        "and whether the poison item alone ended in the errors file; re-executed items are at-least-once "
         "delivery at work.",
     ),
     "serve": Section(

@@ -124,6 +124,11 @@ def _zero(*path: str) -> Check:
     return check
 
 
+def _poison_alone(f: dict[str, Any]) -> tuple[str, bool]:
+    errors = list(get(f, "errors_file"))
+    return ", ".join(errors) or "none", bool(get(f, "poison_alone_in_errors"))
+
+
 TARGETS: dict[str, tuple[Target, ...]] = {
     "sampler": (
         Target("fast path >= 8x faster than the LLaDA-style baseline", _speedup),
@@ -148,7 +153,9 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         Target("zero errors", _zero("errors")),
     ),
     "queue": (
-        Target("no job lost under worker kills", _zero("lost")),
+        Target("no job lost under worker kills and Valkey restarts", _zero("lost")),
         Target("no item result duplicated", _zero("duplicated")),
+        Target("no job failed", _zero("jobs_failed")),
+        Target("the poison item alone in the errors file", _poison_alone),
     ),
 }

@@ -149,7 +149,7 @@ def test_uncommitted_changes_are_stated(tmp_path: Path) -> None:
     _store(tmp_path / "results", "queue", {"lost": 0, "duplicated": 0}, dirty=True)
     text = build_report({"queue": "bench.queue"}, tmp_path / "results", tmp_path / "R.md", tmp_path / "plots")
     assert "at commit abcdef1234 (with uncommitted changes) on Test CPU 9000" in text
-    assert "| [queue](#queue) | 2030-01-02, abcdef1234 | 2 of 2 |" in text
+    assert "| [queue](#queue) | 2030-01-02, abcdef1234 | 2 of 2 (2 not measured) |" in text
 
 
 def test_stale_plot_removed_when_result_disappears(tmp_path: Path) -> None:
@@ -184,8 +184,11 @@ def test_models_plot_and_targets(tmp_path: Path) -> None:
         ("serve", {"fim_p50_ms": 180.0, "fim_p95_ms": 400.0, "rps_c1": 2.0, "rps_c8": 5.0, "errors": 0},
          [True, True, True]),
         ("serve", {"fim_p50_ms": 250.0, "rps_c1": 2.0, "rps_c8": 4.9, "errors": 3}, [False, False, False]),
-        ("queue", {"lost": 0, "duplicated": 0}, [True, True]),
-        ("queue", {"lost": 1, "duplicated": 0}, [False, True]),
+        ("queue", {"lost": 0, "duplicated": 0}, [True, True, None, None]),
+        ("queue", {"lost": 1, "duplicated": 0, "jobs_failed": 0, "errors_file": ["poison"],
+                   "poison_alone_in_errors": True}, [False, True, True, True]),
+        ("queue", {"lost": 0, "duplicated": 0, "jobs_failed": 2, "errors_file": ["poison", "j3-i0"],
+                   "poison_alone_in_errors": False}, [True, True, False, False]),
         ("quality", {"repair_prose": {"wer_before": 20.0, "wer_after": 10.0}}, [None, None, None, None, None, True]),
         ("sampler", {"speedup": 7.99, "fast": {"exact_match": 3.9}, "baseline": {"exact_match": 6.0},
                      "locality": {"ratio": 1.5}}, [False, False, True]),
