@@ -5,9 +5,11 @@ Layout under a prefix ``P`` (default ``remask``), one job ``J`` of tenant ``T``:
 - ``P:jobs`` stream, consumer group ``P:workers``: one entry ``{job: J}`` per delivery
   request (a submission, a retry that came due); acknowledged and deleted when settled
 - ``P:delayed`` sorted set: job ids waiting for a retry, scored by the time they are due
-- ``P:dead`` stream: dead-lettered jobs (``job``, ``tenant``, ``attempts``, ``error``)
+- ``P:dead`` stream: dead-lettered items, spent by failed runs (``job``, ``tenant``, ``item``,
+  ``custom_id``, ``attempts``, ``error``, ``at``)
 - ``P:states`` hash: jobs per state (gauges for live states, totals for final ones)
-- ``P:job:J`` hash: the job's state, counts, timestamps and options
+- ``P:job:J`` hash: the job's state, counts, timestamps and options; ``running`` (the item
+  being run: ``"<index> <entry> <run token>"``) and ``failures:<index>`` (an item's failed runs)
 - ``P:job:J:items`` list: the items as normalised JSON, in input order
 - ``P:job:J:results`` / ``P:job:J:errors`` hashes: item index -> output JSONL line;
   an index is written at most once across both (the exactly-once record)
