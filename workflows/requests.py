@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -103,12 +103,16 @@ class RequestModel(BaseModel):
     """What every request shares: unknown fields refused, valid text and finite numbers only."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # fields whose contents a model of their own checks (and names better), e.g. a job's lines
+    unchecked: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="before")
     @classmethod
-    def _valid_unicode_and_finite(cls, v: Any) -> Any:
+    def _valid_unicode_and_finite(cls, v: Any, info: ValidationInfo) -> Any:
         # before the field's own parsing: a union field (str | list[str]) or a free-form one
         # (a rule set) would let a surrogate through to the tokenizer or the JSON encoder
+        if info.field_name in cls.unchecked:
+            return v
         bad = _bad_value(v)
         if bad is not None:
             raise bad

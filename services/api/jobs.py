@@ -18,12 +18,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Security
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from services.api.errors import APIError
 from services.api.responses import ErrorResponse, JSONLResponse
 from services.api.routes import ERRORS, bearer
+from services.api.schemas import RequestModel
 from services.api.settings import ANONYMOUS_TENANT, Limits
 from workflows.queue import Job, JobNotFound, JobQueue, SubmissionError
 from workflows.queue.keys import is_job_id
@@ -32,10 +33,14 @@ from workflows.queue.webhook import WebhookRefused
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-lines", "text/plain")
 
 
-class JobSubmission(BaseModel):
-    """A job as JSON; JSONL bodies carry the options in headers and the query instead."""
+class JobSubmission(RequestModel):
+    """A job as JSON; JSONL bodies carry the options in headers and the query instead.
 
-    model_config = ConfigDict(extra="forbid")
+    Its strings must be valid Unicode like every request's; each line is checked by the
+    queue's validation, which names the line and field.
+    """
+
+    unchecked = frozenset({"requests"})
     requests: list[dict[str, Any]] = Field(min_length=1, description="items: {custom_id, method, url, body}, "
                                            "url one of /v1/revise, /v1/repair, /v1/completions, /v1/fim/completions, /v1/compliance")
     idempotency_key: str | None = Field(None, description="a resubmission with the same key returns the first job")

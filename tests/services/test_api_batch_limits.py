@@ -140,3 +140,19 @@ def test_http_submission_of_infinity_is_refused(jobs_url: str, http: httpx.Clien
     ok = http.post(f"{jobs_url}/v1/jobs", content=line("/v1/completions", FIM),
                    headers={"content-type": "application/jsonl"})
     assert ok.status_code == 200 and ok.json()["status"] == "queued"
+
+
+@pytest.mark.parametrize(("options", "param"), [
+    ({"metadata": {"k": "\ud800"}}, "metadata"),
+    ({"metadata": {"\ud800": "v"}}, "metadata"),
+    ({"idempotency_key": "\udfff"}, "idempotency_key"),
+    ({"completion_window_s": 1e400}, "completion_window_s"),  # parses as inf
+])
+def test_a_json_submission_is_checked_like_every_request(jobs_url: str, http: httpx.Client, options: dict[str, Any],
+                                                          param: str) -> None:
+    body = {"requests": [json.loads(line("/v1/completions", FIM))], **options}
+    resp = http.post(f"{jobs_url}/v1/jobs", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert resp.status_code == 422 and resp.json()["error"]["param"] == param, resp.text
+    lines = {"requests": [json.loads(line("/v1/completions", {**FIM, "prompt": "\ud800"}))]}
+    resp = http.post(f"{jobs_url}/v1/jobs", content=json.dumps(lines), headers={"content-type": "application/json"})
+    assert resp.status_code == 422 and resp.json()["error"]["param"] == "line 1.body.prompt"  # the line is named
