@@ -10,8 +10,9 @@ application is deleted while the proxy still answers, so requests in flight fini
 ingress first, then the models and the job worker, each within its graceful shutdown
 timeout); then Serve, Ray and its processes, and the embedded Valkey last (its final
 append-only write). The server URL file and Ray's session directory go too, and the
-command exits 0, within ``--stop-timeout`` seconds (else it stops Valkey and exits 1). A
-second signal exits at once (:mod:`services.commands.signals`).
+command exits 0, within ``--stop-timeout`` seconds. Past it, or on a second signal, it
+exits at once (:mod:`services.commands.signals`): Valkey is stopped, whatever is left of
+Ray's processes is killed, and the exit code is 1 (past the timeout) or 128 + the signal.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ log = logging.getLogger("remask.serve")
 
 DEFAULT_CONFIG = Path("deploy/serve.yaml")
 TEARDOWN_RESERVE_S = 10.0  # of --stop-timeout, kept for stopping Serve, Ray and Valkey after the drain
-DEPLOY_JOIN_S = 5.0  # serve.run polls the application's status every second
+DEPLOY_POLL_S = 0.5  # how often the start looks at the application's status
 
 
 def register(sub: Any) -> None:
@@ -90,12 +90,13 @@ def app_parts(cfg: dict[str, Any], cli: dict[str, Any]) -> tuple[Any, dict[str, 
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # no implicit ray.init: a Ray call left running on another thread after the stop's
-    # ray.shutdown would otherwise start a second Ray instance (read when ray is imported)
+    # no implicit ray.init: a Ray call made after the stop's ray.shutdown (by a thread of a
+    # library) must fail, not start a second Ray instance (read when ray is imported)
     os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = StopSignals("remask serve")
     stop.install()  # first of all: a signal while the models load is a clean stop too
+    stop.on_force(kill_descendants)  # registered first, so it runs last: after Valkey's own stop
     cfg = load_config(args.config)
     http = dict(cfg.get("http_options") or {})
     host = args.host or http.get("host", "127.0.0.1")
@@ -123,13 +124,12 @@ def _serve(args: argparse.Namespace) -> int:
     app = cfg["applications"][0]
     name, route = app.get("name", "remask"), app.get("route_prefix", "/")
     session_dir: str | None = None
-    deploying: threading.Thread | None = None
     started = False  # False after a failed start: Ray's session directory (its logs) is kept
     try:
         if not stop.requested:
             session_dir = _start_ray(args, stop)
         if not stop.requested:
-            deploying = _start_serve(compose(app_args, overrides), name, route, host, port, args.log_level, stop)
+            _start_serve(compose(app_args, overrides), name, route, host, port, args.log_level, stop)
         if not stop.requested:
             print(f"remask: serving on http://{host}:{port}{route.rstrip('/')}/ (Ctrl-C stops)",
                   file=sys.stderr, flush=True)
@@ -138,7 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         stop.request()  # a stop from here on, whatever ended the run: a signal now exits at once
         stop.deadline(args.stop_timeout)
-        _stop_all(name, deploying, server, session_dir if started else None, args.stop_timeout - TEARDOWN_RESERVE_S)
+        _stop_all(name, server, session_dir if started else None, args.stop_timeout - TEARDOWN_RESERVE_S)
     return 0
 
 
@@ -161,40 +161,32 @@ def _start_ray(args: argparse.Namespace, stop: StopSignals) -> str | None:
     return None if args.address or not info.get("session_dir") else str(info["session_dir"])
 
 
-def _start_serve(app: Any, name: str, route: str, host: str, port: int, log_level: str,
-                 stop: StopSignals) -> threading.Thread:
-    """Start Serve and deploy ``app`` on a helper thread (returned); returns when it is done,
-    or early when a stop is requested meanwhile.
+def _start_serve(app: Any, name: str, route: str, host: str, port: int, log_level: str, stop: StopSignals) -> None:
+    """Start Serve and deploy ``app``; returns once it runs, or early when a stop is requested.
 
-    ``serve.run`` blocks until every deployment is running (tens of seconds while the models
-    load; ``/ready`` may answer before it returns), so it runs on a helper thread and the main
-    thread keeps taking signals: a stop during the start is a stop like any other (the caller
-    deletes the application, which ends ``serve.run``, and waits for the thread).
+    ``serve.run`` would block until every deployment runs (tens of seconds while the models
+    load; ``/ready`` may answer before it returns) and then go on calling Ray: the deployment
+    is submitted without waiting instead, and this thread polls its status between signals,
+    so a stop during the start is a stop like any other and no other thread is left calling
+    Ray when the stop shuts it down.
     """
     from ray import serve
+    from ray.serve.schema import ApplicationStatus
 
     logging_config = {"log_level": log_level.upper()}
     logging.getLogger("ray.serve").setLevel(log_level.upper())  # this process's part of Serve's log
     serve.start(http_options={"host": host, "port": port}, logging_config=logging_config)
-    failed: list[BaseException] = []
-
-    def deploy() -> None:
-        try:
-            serve.run(app, name=name, route_prefix=route, logging_config=logging_config)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
-            failed.append(exc)
-
-    thread = threading.Thread(target=deploy, name="remask-deploy", daemon=True)
-    thread.start()
-    while thread.is_alive() and not stop.wait(0.2):
-        pass
-    if failed and not stop.requested:
-        raise failed[0]
-    return thread
+    serve.run_many([serve.RunTarget(app, name=name, route_prefix=route, logging_config=logging_config)],
+                   wait_for_applications_running=False)
+    while not stop.wait(DEPLOY_POLL_S):
+        status = serve.status().applications[name]
+        if status.status == ApplicationStatus.RUNNING:
+            return
+        if status.status == ApplicationStatus.DEPLOY_FAILED:
+            raise RuntimeError(f"deploying application {name!r} failed: {status.message}")
 
 
-def _stop_all(name: str, deploying: threading.Thread | None, server: Any, session_dir: str | None,
-              drain_s: float) -> bool:
+def _stop_all(name: str, server: Any, session_dir: str | None, drain_s: float) -> bool:
     """Stop in order: drain and delete the application (Serve stops the ingress first, then the
     models and the job worker), stop Serve, then Ray, then the embedded Valkey last. Whatever
     fails is logged and the rest still runs; True when every step went well. ``session_dir``
@@ -207,8 +199,6 @@ def _stop_all(name: str, deploying: threading.Thread | None, server: Any, sessio
         from ray import serve
 
         ok = _step("drain the application", lambda: _drain(name, drain_s))
-        if deploying is not None:  # serve.run ends once the application is gone; Ray must outlive it
-            deploying.join(DEPLOY_JOIN_S)
         ok = _step("stop Serve", serve.shutdown) and ok
         ok = _step("stop Ray", ray.shutdown) and ok
     if server is not None:
@@ -245,6 +235,19 @@ def _remove_session(path: Path) -> None:
     if latest.is_symlink() and Path(os.readlink(latest)) == path:
         latest.unlink()
     shutil.rmtree(path, ignore_errors=True)
+
+
+def kill_descendants() -> None:
+    """SIGKILL every process this one started, directly or not, that still runs: what an exit
+    at once must not leave behind (Ray's agents outlive its raylet; its daemons die with this
+    process only where the kernel supports it)."""
+    import psutil  # a Ray dependency (Ray ships it on its sys.path)
+
+    for p in psutil.Process().children(recursive=True):
+        try:
+            p.kill()
+        except psutil.Error:  # gone meanwhile
+            pass
 
 
 def _step(what: str, fn: Any) -> bool:

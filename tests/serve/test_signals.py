@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.shutdown import with_disposition
@@ -113,3 +114,29 @@ def test_a_stopped_command_removes_its_ray_session_and_only_that(tmp_path: Path)
     latest.symlink_to(other)  # another instance started since: its link stays
     _remove_session(other.with_name("session_x_44"))
     assert latest.is_symlink() and other.is_dir()
+
+
+def test_an_exit_at_once_kills_every_process_the_command_started() -> None:
+    """What ``remask serve`` runs last before exiting at once: its descendants (Ray's daemons,
+    agents and workers; a grandchild here) are killed, not left running."""
+    code = textwrap.dedent("""
+        import subprocess, sys
+        from services.commands.serve import kill_descendants
+        sleeper = "import time; time.sleep(60)"
+        spawn = f"import subprocess, sys, time; g = subprocess.Popen([sys.executable, '-c', {sleeper!r}]); print(g.pid, flush=True); time.sleep(60)"
+        child = subprocess.Popen([sys.executable, "-c", spawn], stdout=subprocess.PIPE, text=True)
+        print(child.pid, child.stdout.readline().strip(), flush=True)
+        kill_descendants()
+        child.wait(10)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    pids = [int(x) for x in done.stdout.split()]
+    assert len(pids) == 2
+    for pid in pids:
+        try:
+            gone = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # killed, not yet reaped
+        except psutil.NoSuchProcess:
+            gone = True
+        assert gone, pid
