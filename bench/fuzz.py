@@ -181,6 +181,8 @@ def serve_app(models: tuple[Any, Any] | str = "tiny") -> Iterator[str]:
 
     ``models``: a (refiner, drafter) pair, or ``"tiny"`` / ``"shipped"`` (see the module doc).
     """
+    from unittest import mock
+
     import redis
     import uvicorn
 
@@ -196,7 +198,10 @@ def serve_app(models: tuple[Any, Any] | str = "tiny") -> Iterator[str]:
         refiner, drafter = engines.refiner, engines.drafter
     else:
         refiner, drafter = _tiny_engines()
-    with tempfile.TemporaryDirectory(prefix="remask-fuzz-") as tmp:
+    # the fuzzer's webhook host names must never leave this machine as DNS queries: every
+    # name is answered "does not resolve" (the API's refusal path); IP literals need no lookup
+    with tempfile.TemporaryDirectory(prefix="remask-fuzz-") as tmp, \
+            mock.patch("workflows.queue.webhook._getaddrinfo", side_effect=socket.gaierror("no lookups while fuzzing")):
         valkey = EmbeddedValkey(Path(tmp))
         valkey.start()
         client = redis.Redis.from_url(valkey.url)
