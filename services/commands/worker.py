@@ -3,16 +3,21 @@
 The server is ``--redis-url``, else ``REDIS_URL``, else an embedded Valkey with
 append-only persistence in ``--data-dir`` (reused if another process already runs it
 there). SIGTERM or Ctrl-C stops the worker at its next checkpoint; a job it was running
-goes back to the queue at once.
+goes back to the queue at once. An embedded Valkey started here runs in a session of its
+own (a Ctrl-C reaches this process only) and is stopped after the worker; a signal while
+it stops exits at once, after it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+from services.commands.signals import StopSignals
 
 
 def register(sub: Any) -> None:
@@ -51,12 +56,23 @@ def _run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # ours outside run_worker (which installs its own while it runs): a signal while the
+    # models load stops cleanly, and one while the embedded Valkey stops exits at once after it
+    stop = StopSignals("remask worker")
+    stop.install()
     handler = _handler(args)  # models first: a missing model fails before anything connects
+    if stop.requested:
+        return 0
     r, server = connect(args.redis_url, args.data_dir)
+    if server is not None:
+        stop.on_force(functools.partial(server.stop, timeout=2.0))  # its own session: nothing else would stop it
     cfg = WorkerConfig(lease_s=args.lease, max_attempts=args.max_attempts, backoff_s=args.backoff)
+    n = 0
     try:
-        n = run_worker(r, handler, cfg, Keys(args.prefix), stop_when_empty=args.stop_when_empty)
+        if not stop.requested:
+            n = run_worker(r, handler, cfg, Keys(args.prefix), stop_when_empty=args.stop_when_empty)
     finally:
+        stop.request()
         if server is not None:
             server.stop()
     print(f"remask worker: {n} deliveries handled", file=sys.stderr)
