@@ -1,7 +1,8 @@
 """End to end on a real Ray instance: ``remask serve`` with the shipped models, driven over
 HTTP with the official ``openai`` client, then stopped with Ctrl-C (SIGINT to its process
-group: Ray's processes get it too), which must end it with exit code 0 within 30 s, with no
-process and no file left. One test, so Ray starts once."""
+group: Ray's processes get it too; the command was started with SIGINT ignored, as a script's
+background job is), which must end it with exit code 0 within 30 s, with no process and no
+file left. One test, so Ray starts once."""
 
 from __future__ import annotations
 
