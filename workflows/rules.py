@@ -8,17 +8,40 @@ Three kinds of rule:
   appended when the rule gives a ``clause``;
 - ``redact``: personal data (e-mail addresses, phone numbers, ID-like numbers, or a custom
   regex) replaced deterministically by a placeholder.
+
+Matching is linear in the text (see :mod:`workflows.matching`): user patterns and phrases run
+on RE2, and every size a rule set can ask for is bounded (the ``MAX_*`` constants below, named
+in the field descriptions), so no rule set can hold a worker for long: the work is at most
+(text length) x (phrases and terms + RE2 program size) steps, plus a bounded number of hits.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from workflows.limits import RequestRefused
+from workflows.matching import (
+    MAX_PATTERN_CHARS,
+    MAX_PROGRAM,
+    EncodedText,
+    PatternError,
+    compile_user_pattern,
+    matcher,
+)
+
+MAX_RULES = 64  # rules in one set
+MAX_TERMS = 256  # phrases and terms of all rules of a set together: each is one pass over the text
+MAX_TERM_CHARS = 200  # longest phrase, term or preferred term
+MAX_REPLACEMENT_CHARS = 64  # longest placeholder: a text with many hits must not grow without bound
+MAX_CLAUSE_CHARS = 2000  # longest clause appended for a missing required term
+MAX_HITS = 100_000  # matches one request may produce (one phrase on a 200,000-character text stays below)
 
 MIN_PHONE_DIGITS = 7
 PII_PATTERNS: dict[str, str] = {
@@ -28,20 +51,30 @@ PII_PATTERNS: dict[str, str] = {
     # long digit runs or digit groups such as 123-45-6789 or DE89 3704 0044 0532 0130 00
     "id_number": r"(?<!\w)(?:[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,3})?|\d{3}-\d{2}-\d{4}|\d{9,})(?!\w)",
 }
+# the detectors with lookarounds stay on Python's re: every repetition in them is bounded or
+# starts after a non-word character, so they are linear (test_rule_bounds measures it); the
+# e-mail pattern has none and runs on RE2 (on re it is quadratic in a long run of letters)
+_PY_PATTERNS = {kind: re.compile(PII_PATTERNS[kind]) for kind in ("phone", "id_number")}
+
+_Term = Annotated[str, Field(min_length=1, max_length=MAX_TERM_CHARS)]
 
 
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, description="stable rule id; every edit it causes carries it as its reason")
+    id: str = Field(min_length=1, max_length=MAX_TERM_CHARS,
+                    description="stable rule id; every edit it causes carries it as its reason")
     description: str = Field("", description="what the rule is for, shown in reports")
 
 
 class BannedPhrase(_Rule):
     type: Literal["banned_phrase"]
-    phrases: list[str] = Field(min_length=1, description="phrases that must not appear")
-    preferred: str | None = Field(None, description="term to use instead; pinned while its neighbours are denoised")
+    phrases: list[_Term] = Field(min_length=1, max_length=MAX_TERMS, description=(
+        f"phrases that must not appear, each up to {MAX_TERM_CHARS} characters; at most {MAX_TERMS} phrases "
+        "and terms in the whole set"))
+    preferred: str | None = Field(None, max_length=MAX_TERM_CHARS,
+                                  description="term to use instead; pinned while its neighbours are denoised")
     case_sensitive: bool = Field(False, description="match case exactly")
-    whole_word: bool = Field(True, description="match only at word boundaries")
+    whole_word: bool = Field(True, description="match only where no letter, digit or underscore touches the phrase")
 
     @field_validator("phrases")
     @classmethod
@@ -53,33 +86,34 @@ class BannedPhrase(_Rule):
 
 class RequiredTerm(_Rule):
     type: Literal["required_term"]
-    terms: list[str] = Field(min_length=1, description="each must appear at least once")
-    clause: str | None = Field(None, description="text appended (as a new paragraph) when a term is missing")
+    terms: list[_Term] = Field(min_length=1, max_length=MAX_TERMS, description=(
+        f"each must appear at least once; each up to {MAX_TERM_CHARS} characters"))
+    clause: str | None = Field(None, max_length=MAX_CLAUSE_CHARS,
+                               description="text appended (as a new paragraph) when a term is missing")
     case_sensitive: bool = Field(False, description="match case exactly")
 
 
 class Redact(_Rule):
     type: Literal["redact"]
     kind: Literal["email", "phone", "id_number", "regex"] = Field(description="what to redact")
-    pattern: str | None = Field(None, description="the regular expression, for kind=regex")
-    replacement: str = Field("[REDACTED]", description="deterministic placeholder")
+    pattern: str | None = Field(None, max_length=MAX_PATTERN_CHARS, description=(
+        f"the regular expression, for kind=regex, in RE2 syntax (no backreferences or lookarounds; \\w, \\d "
+        f"and \\b are ASCII), up to {MAX_PATTERN_CHARS} characters; it must not match the empty string, and the "
+        f"regex rules of a set together must compile to at most {MAX_PROGRAM} RE2 instructions"))
+    replacement: str = Field("[REDACTED]", max_length=MAX_REPLACEMENT_CHARS, description="deterministic placeholder")
 
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from exc
-        return v
-
-    def regex(self) -> re.Pattern[str]:
+    def spans(self, text: EncodedText) -> Iterable[tuple[int, int]]:
+        """Code-point spans of the data this rule redacts in ``text``."""
         if self.kind == "regex":
             if not self.pattern:
                 raise ValueError(f"rule {self.id!r}: field 'pattern' is required when kind is 'regex'")
-            return re.compile(self.pattern)
-        return re.compile(PII_PATTERNS[self.kind])
+            return text.finditer(matcher(self.pattern))
+        if self.kind == "email":
+            return text.finditer(matcher(PII_PATTERNS["email"]))
+        found = (m.span() for m in _PY_PATTERNS[self.kind].finditer(text.text))
+        if self.kind == "phone":  # "10 20" is a range, not a phone number
+            return ((s, e) for s, e in found if sum(c.isdigit() for c in text.text[s:e]) >= MIN_PHONE_DIGITS)
+        return found
 
 
 Rule = Annotated[BannedPhrase | RequiredTerm | Redact, Field(discriminator="type")]
@@ -89,7 +123,8 @@ class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field("rules", description="rule set name, recorded in the audit trail")
     version: str = Field("1", description="rule set version, recorded in the audit trail")
-    rules: list[Rule] = Field(default_factory=list, description="applied in order: redact, banned, required")
+    rules: list[Rule] = Field(default_factory=list, max_length=MAX_RULES, description=(
+        f"applied in order: redact, banned, required; at most {MAX_RULES} rules"))
 
     @field_validator("rules")
     @classmethod
@@ -99,14 +134,46 @@ class RuleSet(BaseModel):
             if r.id in seen:
                 raise ValueError(f"duplicate rule id {r.id!r}")
             seen.add(r.id)
-        for r in v:
-            if isinstance(r, Redact) and r.kind == "regex" and not r.pattern:
-                raise ValueError(f"rule {r.id!r}: field 'pattern' is required when kind is 'regex'")
+        terms = sum(len(r.phrases) if isinstance(r, BannedPhrase) else len(r.terms) if isinstance(r, RequiredTerm)
+                    else 0 for r in v)
+        if terms > MAX_TERMS:
+            raise ValueError(f"{terms} phrases and terms in all, over the limit of {MAX_TERMS}")
+        # compiled here, in order, under one budget: validation runs on the event loop, and
+        # this way a set of many bad patterns costs one refused compile, not one per rule
+        program = 0
+        for i, r in enumerate(v):
+            if not isinstance(r, Redact) or r.kind != "regex":
+                continue
+            where = f"rule {r.id!r} (rules[{i}].pattern)"
+            if not r.pattern:
+                raise ValueError(f"{where}: field 'pattern' is required when kind is 'regex'")
+            try:
+                program += compile_user_pattern(r.pattern).programsize
+            except PatternError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            if program > MAX_PROGRAM:
+                raise ValueError(f"{where}: the regex rules up to this one compile to {program} RE2 instructions, "
+                                 f"over the limit of {MAX_PROGRAM} for a rule set; use fewer or simpler patterns")
         return v
 
 
 class RuleSetError(ValueError):
     """A rule file that does not validate; the message names the rule and the field."""
+
+
+class TooManyHits(RuleSetError, RequestRefused):
+    """The rules match a text more often than :data:`MAX_HITS`: the request is refused whole.
+
+    A compliance result must be complete (a document with some personal data left in would
+    pass for clean), so the work is refused rather than cut short. The HTTP API answers 422
+    naming ``rules``; a batch item fails alone, into the errors file.
+    """
+
+    def __init__(self, message: str) -> None:
+        RequestRefused.__init__(self, "rules", message, "too_many_hits")
+
+    def __reduce__(self) -> tuple[type[TooManyHits], tuple[str]]:
+        return TooManyHits, (self.message,)  # crosses process boundaries (Ray replicas) intact
 
 
 def parse_rules(data: object) -> RuleSet:
@@ -132,19 +199,22 @@ def load_rules(source: str | Path) -> RuleSet:
 
 
 def _describe(exc: ValidationError, data: object) -> str:
+    """One message per error: ``rule 'r' (rules[2].pattern): ...`` names the rule and the field."""
     msgs = []
     rules = data.get("rules") if isinstance(data, dict) else None
     for err in exc.errors():
         loc = list(err["loc"])
-        where = ".".join(str(p) for p in loc)
+        msg = err["msg"].removeprefix("Value error, ")
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
             idx = loc[1]
             rid = rules[idx].get("id", "?") if isinstance(rules, list) and idx < len(rules) and isinstance(rules[idx], dict) else "?"
-            fields = [str(p) for p in loc[2:] if p not in ("banned_phrase", "required_term", "redact")]
-            field = ".".join(fields) or "type"
-            msgs.append(f"rule {rid!r} (rules[{idx}]): field {field!r}: {err['msg']}")
+            field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[2:]
+                            if p not in ("banned_phrase", "required_term", "redact")) or ".type"
+            msgs.append(f"rule {rid!r} (rules[{idx}]{field}): {msg}")
+        elif msg.startswith("rule "):  # a check across the rules that names the rule itself
+            msgs.append(msg)
         else:
-            msgs.append(f"field {where or 'rules'!r}: {err['msg']}")
+            msgs.append(f"field {'.'.join(str(p) for p in loc) or 'rules'!r}: {msg}")
     return "; ".join(msgs)
 
 
@@ -159,37 +229,60 @@ class RuleHit:
     replacement: str | None = None  # for redact / replace / append
 
 
-def find_hits(text: str, rules: RuleSet) -> list[RuleHit]:
-    """Every place a rule applies, in rule order; overlapping later hits are dropped."""
-    hits: list[RuleHit] = []
-    # the most specific detectors claim text first: an IBAN is not a phone number
-    priority = {"email": 0, "id_number": 1, "regex": 2, "phone": 3}
-    redacts = sorted((r for r in rules.rules if isinstance(r, Redact)), key=lambda r: priority[r.kind])
+# the most specific detectors claim text first: an IBAN is not a phone number
+_PRIORITY = {"email": 0, "id_number": 1, "regex": 2, "phone": 3}
+
+
+def _groups(text: EncodedText, rules: RuleSet) -> Iterable[list[RuleHit]]:
+    """The hits of each detector (one redact rule, or one phrase of a banned rule), in claim order.
+
+    Within a group the hits are sorted and do not overlap (each is a left-to-right search).
+    """
+    redacts = sorted((r for r in rules.rules if isinstance(r, Redact)), key=lambda r: _PRIORITY[r.kind])
     for r in redacts:
-        for m in r.regex().finditer(text):
-            if r.kind == "phone" and sum(c.isdigit() for c in m.group()) < MIN_PHONE_DIGITS:
-                continue  # "10 20" is a range, not a phone number
-            hits.append(RuleHit(r.id, m.start(), m.end(), "redact", r.replacement))
-    for rule in rules.rules:
-        if isinstance(rule, BannedPhrase):
-            ban = rule
-            flags = 0 if ban.case_sensitive else re.IGNORECASE
+        yield [RuleHit(r.id, s, e, "redact", r.replacement) for s, e in r.spans(text)]
+    for ban in rules.rules:
+        if isinstance(ban, BannedPhrase):
+            action: Literal["replace", "rewrite"] = "replace" if ban.preferred else "rewrite"
             for phrase in ban.phrases:
-                pat = re.escape(phrase)
-                if ban.whole_word:
-                    pat = rf"(?<!\w){pat}(?!\w)"
-                for m in re.finditer(pat, text, flags):
-                    action: Literal["replace", "rewrite"] = "replace" if ban.preferred else "rewrite"
-                    hits.append(RuleHit(ban.id, m.start(), m.end(), action, ban.preferred))
+                yield [RuleHit(ban.id, s, e, action, ban.preferred)
+                       for s, e in text.phrase(phrase, ban.case_sensitive, ban.whole_word)]
+
+
+def _claim(kept: list[RuleHit], group: list[RuleHit]) -> list[RuleHit]:
+    """``kept`` plus the hits of ``group`` that overlap none of it; both sorted, linear time.
+
+    ``kept`` never overlaps itself, so its ends rise with its starts and one pointer finds,
+    for each new hit, the only kept hit it could overlap: the first that ends after it starts.
+    """
+    free: list[RuleHit] = []
+    j = 0
+    for h in group:
+        while j < len(kept) and kept[j].end <= h.start:
+            j += 1
+        if j == len(kept) or kept[j].start >= h.end:
+            free.append(h)
+    # two sorted runs: Python's merge sort joins them in linear time
+    return sorted(kept + free, key=lambda h: (h.start, h.end)) if free else kept
+
+
+def find_hits(text: str, rules: RuleSet, max_hits: int = MAX_HITS) -> list[RuleHit]:
+    """Every place a rule applies, sorted; a hit that overlaps one claimed before it is dropped.
+
+    Detectors claim text in order: e-mail, ID numbers, user regexes, phone numbers, then the
+    banned phrases in rule order. Linear in the text and the number of hits; more than
+    ``max_hits`` matches raise :class:`TooManyHits`.
+    """
+    enc = EncodedText(text)
     kept: list[RuleHit] = []
-    for h in hits:
-        if all(h.end <= k.start or h.start >= k.end for k in kept):
-            kept.append(h)
-    for rule in rules.rules:
-        if isinstance(rule, RequiredTerm):
-            req = rule
-            flags = 0 if req.case_sensitive else re.IGNORECASE
-            missing = [t for t in req.terms if not re.search(re.escape(t), text, flags)]
-            if missing:
-                kept.append(RuleHit(req.id, len(text), len(text), "append", req.clause))
-    return sorted(kept, key=lambda h: (h.start, h.end))
+    found = 0
+    for group in _groups(enc, rules):
+        found += len(group)
+        if found > max_hits:
+            raise TooManyHits(f"the rules match this text more than {max_hits} times; split the text or narrow "
+                              "the rules")
+        kept = _claim(kept, group)
+    for req in rules.rules:
+        if isinstance(req, RequiredTerm) and not all(enc.contains(t, req.case_sensitive) for t in req.terms):
+            kept.append(RuleHit(req.id, len(text), len(text), "append", req.clause))
+    return kept
