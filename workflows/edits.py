@@ -150,7 +150,12 @@ def unified_diff(original: str, revised: str, name: str = "text", context: int =
     """A unified diff (``---``/``+++``/``@@`` hunks) computed with rapidfuzz's line opcodes."""
     a = original.splitlines(keepends=True)
     b = revised.splitlines(keepends=True)
-    changes = change_blocks(a, b)
+    return render_unified(a, b, change_blocks(a, b), name, context)
+
+
+def render_unified(a: Sequence[str], b: Sequence[str], changes: Sequence[tuple[int, int, int, int]],
+                   name: str = "text", context: int = 3) -> str:
+    """Unified diff hunks of lines ``a`` -> ``b`` from their change blocks (as :func:`change_blocks` gives)."""
     if not changes:
         return ""
     # group changes whose gap is small enough to share context
