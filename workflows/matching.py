@@ -15,7 +15,7 @@ while it runs. So:
 * the built-in e-mail detector runs on RE2 (on Python's ``re`` it is quadratic in a long run
   of letters and dots); the phone and ID detectors use lookarounds RE2 lacks and stay on
   ``re``, where they are linear: every repetition in them is bounded or anchored after a
-  non-word character (``tests/workflows/test_rule_bounds.py`` checks the scaling).
+  non-word character (``tests/workflows/test_rules.py`` checks the scaling).
 
 Matching works on the UTF-8 bytes of the text, encoded once (:class:`EncodedText`); offsets
 are turned back into code points through one table.

@@ -52,7 +52,7 @@ PII_PATTERNS: dict[str, str] = {
     "id_number": r"(?<!\w)(?:[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,3})?|\d{3}-\d{2}-\d{4}|\d{9,})(?!\w)",
 }
 # the detectors with lookarounds stay on Python's re: every repetition in them is bounded or
-# starts after a non-word character, so they are linear (test_rule_bounds measures it); the
+# starts after a non-word character, so they are linear (test_rules measures it); the
 # e-mail pattern has none and runs on RE2 (on re it is quadratic in a long run of letters)
 _PY_PATTERNS = {kind: re.compile(PII_PATTERNS[kind]) for kind in ("phone", "id_number")}
 
