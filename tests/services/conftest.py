@@ -10,6 +10,7 @@ from typing import Any, Self
 
 import httpx
 import pytest
+import redis
 import torch
 import uvicorn
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from refiner.text import tiny_text_refiner
 from services.api import LocalEngine, Settings, build_app
 from services.api.settings import Limits
 from tests.conftest import build_tiny_tokenizer
+from workflows.queue import EmbeddedValkey
 
 # small limits, so every limit can be crossed with a small request
 TEST_LIMITS = Limits(max_body_bytes=4096, max_text_chars=1500, max_spans=4, max_tokens=32, max_steps=16)
@@ -85,3 +87,14 @@ def http() -> Iterator[httpx.Client]:
     """One client for all tests: building a client (its TLS context) costs most of a second."""
     with httpx.Client(timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def r(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    """A client of a Valkey server of the test module's own (the job routes' queue)."""
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"))
+    server.start()
+    client = redis.Redis.from_url(server.url)
+    yield client
+    client.close()
+    server.stop()

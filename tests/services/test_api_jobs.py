@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.api import LocalEngine, Settings, build_app
 from services.api.settings import Limits, parse_api_keys
 from tests.services.conftest import LiveServer
-from workflows.queue import EchoHandler, EmbeddedValkey, JobQueue, Keys, run_worker
+from workflows.queue import EchoHandler, JobQueue, Keys, run_worker
 
 A = {"Authorization": "Bearer key-a"}
 B = {"Authorization": "Bearer key-b"}
@@ -24,16 +24,6 @@ KEYS = Keys("apitest")
 def jsonl(n: int, prefix: str = "doc") -> str:
     return "".join(json.dumps({"custom_id": f"{prefix}-{i}", "method": "POST", "url": "/v1/repair",
                                "body": {"code": f"x = {i}\n"}}) + "\n" for i in range(n))
-
-
-@pytest.fixture(scope="module")
-def r(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"))
-    server.start()
-    client = redis.Redis.from_url(server.url)
-    yield client
-    client.close()
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from services.api import LocalEngine, Settings, build_app
 from services.api.settings import parse_api_keys
 from tests.queue.receiver import Receiver, guard_loopback, stub_dns
 from tests.services.conftest import LiveServer
-from workflows.queue import EchoHandler, EmbeddedValkey, JobQueue, Keys, run_worker
+from workflows.queue import EchoHandler, JobQueue, Keys, run_worker
 from workflows.queue import webhook as wh
 
 A = {"Authorization": "Bearer key-a"}
@@ -31,16 +31,6 @@ B = {"Authorization": "Bearer key-b"}
 KEYS = Keys("apisec")
 ITEM = {"custom_id": "doc-0", "method": "POST", "url": "/v1/repair", "body": {"code": "x = 1\n"}}
 UNKNOWN = "batch_0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def r(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"))
-    server.start()
-    client = redis.Redis.from_url(server.url)
-    yield client
-    client.close()
-    server.stop()
 
 
 def _serve(r: redis.Redis, api_models: Any, allow: list[str]) -> Iterator[str]:
