@@ -3,9 +3,10 @@
 ``remask corpus lexicon``: count the words and word pairs of the corpus's train prose into
 the refiner's lexicon file (spelling and word-order checks of ``revise``).
 
-Prints the corpus summary (documents and MB of code and prose per split) as JSON. The
-source roots default to the running interpreter's standard library and site-packages and to
-Debian's ``/usr/share`` folders; each can be pointed elsewhere.
+Prints the corpus summary (documents and MB of code and prose per split, the packages read
+and every package skipped with its reason) as JSON. The source roots default to the running
+interpreter's standard library and site-packages, Debian's dist-packages and Debian's
+``/usr/share`` folders; each can be pointed elsewhere.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def register(sub: Any) -> None:
     roots.add_argument("--doc", type=Path, help="folder of <package>/copyright files")
     roots.add_argument(
         "--site-packages", type=Path, action="append",
-        help="a site-packages folder whose *.dist-info licenses to read (repeatable)",
+        help="a site-packages folder whose permissively licensed distributions (code, "
+        "descriptions, licence files) to read (repeatable; default: this interpreter's "
+        "site-packages, then /usr/lib/python3/dist-packages)",
     )
     b.set_defaults(func=run_build)
     lx = which.add_parser("lexicon", help="write the word lexicon of the train split's prose next to a refiner")

@@ -11,6 +11,8 @@ from training_fakes import ALPHA, PSF, make_fake_roots
 
 from training.corpus import (
     HELD_OUT,
+    HELD_OUT_PACKAGES,
+    SPLITS,
     TRAIN,
     build_corpus,
     deduplicate,
@@ -32,7 +34,7 @@ from training.sources import (
 
 
 def all_ids(corpus: Path) -> dict[str, list[str]]:
-    return {split: [d.id for d in iter_documents(corpus, split)] for split in (TRAIN, HELD_OUT)}
+    return {split: [d.id for d in iter_documents(corpus, split)] for split in SPLITS}
 
 
 def test_reads_the_right_files_and_skips_the_rest(fake_roots: SourceRoots) -> None:
@@ -43,7 +45,7 @@ def test_reads_the_right_files_and_skips_the_rest(fake_roots: SourceRoots) -> No
     assert {"stdlib-license/LICENSE.txt", "common-licenses/Apache-2.0", "doc-copyright/pkga",
             "doc-copyright/pkgc", "dist-info/bar_baz/licenses/COPYING.txt"} <= ids
     skipped = ("test/", "tests/", "idle_test/", "site-packages", "_sysconfigdata", "big.py",
-               "pkg/__init__.py", "pydoc_data/topics.py", "docstrings/broken.py", "METADATA")
+               "stdlib/pkg/__init__.py", "pydoc_data/topics.py", "docstrings/broken.py", "METADATA")
     assert not [i for i in ids if any(s in i for s in skipped)]
     assert not any(i.startswith("dist-info-license") for i in ids)
     kinds = {d.id: d.kind for d in docs}
@@ -80,7 +82,7 @@ def test_decoding_and_docstrings() -> None:
 
 
 def test_latin1_files_are_decoded(fake_corpus: Path) -> None:
-    texts = {d.id: d.text for split in (TRAIN, HELD_OUT) for d in iter_documents(fake_corpus, split)}
+    texts = {d.id: d.text for split in SPLITS for d in iter_documents(fake_corpus, split)}
     assert "NAME = 'café'" in texts["stdlib/latin.py"]
     assert texts["doc-copyright/pkgc"] == "Copyright 1999 René Müller\n"
 
@@ -124,15 +126,17 @@ def test_held_out_is_disjoint_and_recorded(fake_corpus: Path) -> None:
     assert ids[TRAIN] and ids[HELD_OUT]
     assert not set(ids[TRAIN]) & set(ids[HELD_OUT])
     assert ids[TRAIN] == sorted(ids[TRAIN])
+    assert not set(ids[TRAIN]) & set(ids[HELD_OUT_PACKAGES])
+    assert not set(ids[HELD_OUT]) & set(ids[HELD_OUT_PACKAGES])
     listed = (fake_corpus / "held_out.txt").read_text().splitlines()
-    assert listed == ids[HELD_OUT]
+    assert listed == sorted(ids[HELD_OUT] + ids[HELD_OUT_PACKAGES])
     manifest = load_manifest(fake_corpus)
-    assert [d["id"] for d in manifest["documents"] if d["split"] == HELD_OUT] == listed
-    assert len(manifest["documents"]) == len(ids[TRAIN]) + len(ids[HELD_OUT])
+    assert [d["id"] for d in manifest["documents"] if d["split"] != TRAIN] == listed
+    assert len(manifest["documents"]) == sum(len(v) for v in ids.values())
 
 
 def test_docstrings_follow_their_module_across_the_split(fake_corpus: Path) -> None:
-    side = {d.id: split for split in (TRAIN, HELD_OUT) for d in iter_documents(fake_corpus, split)}
+    side = {d.id: split for split in SPLITS for d in iter_documents(fake_corpus, split)}
     pairs = [(i, "stdlib/" + i.removeprefix("docstrings/")) for i in side if i.startswith("docs")]
     assert len(pairs) >= 20
     assert all(side[doc] == side[code] for doc, code in pairs)
@@ -140,13 +144,13 @@ def test_docstrings_follow_their_module_across_the_split(fake_corpus: Path) -> N
 
 def test_manifest_figures_match_the_text(fake_corpus: Path) -> None:
     manifest = load_manifest(fake_corpus)
-    texts = {d.id: d.text for split in (TRAIN, HELD_OUT) for d in iter_documents(fake_corpus, split)}
+    texts = {d.id: d.text for split in SPLITS for d in iter_documents(fake_corpus, split)}
     for entry in manifest["documents"]:
         assert entry["sha256"] == text_sha256(texts[entry["id"]])
         assert entry["bytes"] == len(texts[entry["id"]].encode())
-    code_bytes = sum(len(t.encode()) for i, t in texts.items() if i.startswith("stdlib/"))
+    code_bytes = sum(len(t.encode()) for i, t in texts.items() if i.startswith(("stdlib/", "pkg/")))
     totals = manifest["totals"]
-    assert totals[TRAIN][CODE]["bytes"] + totals[HELD_OUT][CODE]["bytes"] == code_bytes
+    assert sum(totals[split][CODE]["bytes"] for split in SPLITS) == code_bytes
     assert manifest["split_rule"]["held_out_buckets"] == 2500
     assert manifest["duplicates_dropped"] == 5
     summary = summarize(manifest)
@@ -191,7 +195,7 @@ def test_publish_keeps_only_held_out_entries(fake_corpus: Path, tmp_path: Path) 
     small = publish_manifest(fake_corpus, tmp_path / "published")
     full = load_manifest(fake_corpus)
     assert small["corpus_sha256"] == full["corpus_sha256"]
-    assert {d["split"] for d in small["documents"]} == {HELD_OUT}
+    assert {d["split"] for d in small["documents"]} == {HELD_OUT, HELD_OUT_PACKAGES}
     assert (tmp_path / "published" / "held_out.txt").read_text() == (
         fake_corpus / "held_out.txt"
     ).read_text()

