@@ -35,7 +35,8 @@ def split_key(doc_id: str) -> str:
 
 @pytest.mark.slow
 def test_real_corpus_builds_with_code_and_prose(tmp_path: Path) -> None:
-    """7 to 20 s on two shared cores: the whole standard library is read and parsed once."""
+    """20 to 70 s on two shared cores: the standard library and every installed
+    distribution are read, and the standard library parsed, once."""
     manifest = build_corpus(tmp_path / "corpus")
     summary = summarize(manifest)
     assert summary["code_mb"] > 5 and summary["prose_mb"] > 2
@@ -49,7 +50,12 @@ def test_real_corpus_builds_with_code_and_prose(tmp_path: Path) -> None:
     assert 0.02 < len(held) / len(ids) < 0.08
     assert {d["kind"] for d in held} == {CODE, PROSE}
     first = next(iter_documents(tmp_path / "corpus", TRAIN, CODE))
-    assert first.id.startswith("stdlib/") and first.text
+    assert first.id.startswith(("stdlib/", "pkg/")) and first.text
+    # remask's own dependencies are installed beside it: their code is read, minus remask
+    assert "package-code" in manifest["sources"]
+    read = {p["package"] for p in manifest["packages"]}
+    assert {"numpy", "pydantic"} <= read and "remask" not in read
+    assert manifest["totals"][HELD_OUT_PACKAGES][CODE]["documents"] > 0
 
 
 @pytest.mark.skipif(not (SHIPPED_TOKENIZER / "tokenizer.json").exists(), reason="not trained")
