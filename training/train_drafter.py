@@ -153,6 +153,42 @@ class DrafterTask:
         }
 
 
+def continued_drafter(
+    init_from: str | Path, config: LlamaConfig, tokenizer_dir: str | Path
+) -> LlamaForCausalLM:
+    """The drafter saved in ``init_from``, to train further as a drafter of ``config``'s shape.
+
+    Continued pre-training: an earlier run's weights (say, trained on shorter windows or
+    another corpus) start the new run instead of random ones. The shape and the tokenizer
+    must be the same; the context (``max_position_embeddings``) becomes the new one, which
+    rotary positions allow. Raises ``ValueError`` naming what differs.
+    """
+    from training.data import tokenizer_hash
+
+    root = Path(init_from)
+    if not (root / "config.json").is_file():
+        raise FileNotFoundError(f"--init-from: no drafter (config.json) in {root}")
+    if tokenizer_hash(root) != tokenizer_hash(tokenizer_dir):
+        raise ValueError(
+            f"--init-from: the drafter in {root} was trained with another tokenizer than "
+            f"{tokenizer_dir}; its token ids would mean other strings"
+        )
+    try:
+        model = LlamaForCausalLM.from_pretrained(root, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--init-from: cannot load the drafter in {root}: {exc}") from exc
+    shape = (*DrafterPreset.__dataclass_fields__, "vocab_size")
+    differs = sorted(k for k in shape if k != "max_position_embeddings"
+                     and getattr(model.config, k) != getattr(config, k))
+    if differs:
+        raise ValueError(
+            f"--init-from: the drafter in {root} has another shape than the preset "
+            f"(differs in {differs}); pick the preset it was trained with"
+        )
+    model.config.max_position_embeddings = config.max_position_embeddings
+    return model
+
+
 def train_drafter(
     corpus_dir: str | Path,
     tokenizer_dir: str | Path,
@@ -160,9 +196,14 @@ def train_drafter(
     loop: LoopConfig,
     fim: FimSpec | None = None,
     command: str | None = None,
+    init_from: str | Path | None = None,
     **model_overrides: Any,
 ) -> TrainResult:
-    """Train a drafter of ``preset`` shape on the corpus; save it to ``loop.out_dir``."""
+    """Train a drafter of ``preset`` shape on the corpus; save it to ``loop.out_dir``.
+
+    ``init_from``: start from the weights of a drafter saved there (same shape and
+    tokenizer) instead of random ones; see :func:`continued_drafter`.
+    """
     loop.validate()
     data = load_training_data(corpus_dir, tokenizer_dir, loop.seq_len, loop.batch_size,
                               loop.seed, loop.eval_batches)
@@ -173,9 +214,13 @@ def train_drafter(
             f"max_position_embeddings ({config.max_position_embeddings})"
         )
     torch.manual_seed(loop.seed)
-    model = LlamaForCausalLM(config)
+    if init_from is not None:
+        model = continued_drafter(init_from, config, tokenizer_dir)
+    else:
+        model = LlamaForCausalLM(config)
     task = DrafterTask(model, data.tokenizer, fim or FimSpec(), tokenizer_dir, loop.seed, preset)
-    extra = {"data": data.info, "command": command}
+    extra = {"data": data.info, "command": command,
+             "init_from": str(init_from) if init_from is not None else None}
     result = run_training(task, data.train, data.held_out, loop, extra_info=extra)
     write_card(result.out_dir)  # README.md + loss_curve.svg, unless a hand-written card exists
     return result

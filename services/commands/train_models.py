@@ -47,6 +47,9 @@ def _add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     budget.add_argument("--time-budget", type=float, metavar="SECONDS",
                         help="train for this many seconds of wall time")
     budget.add_argument("--max-steps", type=int, metavar="N", help="train for N optimizer steps")
+    p.add_argument("--init-from", type=Path, default=None, metavar="DIR",
+                   help="start from the weights of the model saved in DIR instead of random "
+                   "ones (drafter: a drafter of the same shape and tokenizer)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (same preset, seed, batch, seq-len)")
     p.add_argument("--batch-size", type=int, default=_LOOP.batch_size,
@@ -99,6 +102,8 @@ def command_line(args: argparse.Namespace) -> str:
     ):
         if value != default:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if args.init_from is not None:
+        parts += ["--init-from", str(args.init_from)]
     if args.compile:
         parts.append("--compile")
     return shlex.join(parts)
@@ -116,6 +121,6 @@ def run_model(args: argparse.Namespace) -> int:
         from training.train_drafter import train_drafter
 
         result = train_drafter(args.corpus, args.tokenizer, args.preset, loop_config(args),
-                               command=command_line(args))
+                               command=command_line(args), init_from=args.init_from)
     print(json.dumps(result.info, indent=2))
     return 0
