@@ -69,7 +69,11 @@ class RefinerConfig(PretrainedConfig):
 
 @dataclass(frozen=True)
 class Preset:
-    """A named model shape. Token ids are filled in from the tokenizer at build time."""
+    """A named model shape. Token ids are filled in from the tokenizer at build time.
+
+    ``max_position_embeddings`` is only the default of a config built outside training:
+    the trainer sets it to the sequence length the model is trained on.
+    """
 
     vocab_size: int
     hidden_size: int
@@ -87,6 +91,9 @@ PRESETS: dict[str, Preset] = {
     # ~3.3M params: 1.7x the tokens/s of "default" on one CPU core, so it learns more in an
     # hour of 2-core CPU (a 7-minute side-by-side run: held-out loss 6.68 against 7.02)
     "cpu": Preset(8192, 192, 512, 4, 3, 1024),
+    # ~8.4M params (under 20 MB in bfloat16): the GPU recipe's shape, shared with the
+    # drafter's "gpu" preset so a trained drafter can warm-start the refiner
+    "gpu": Preset(8192, 256, 688, 8, 4, 512),
 }
 
 
@@ -314,11 +321,7 @@ class RefinerModel(PreTrainedModel):
         8k vocabulary that projection costs as much as the whole body of a small model.
         """
         b, t = input_ids.shape
-        if t > self.config.max_position_embeddings:
-            raise ValueError(
-                f"sequence of {t} tokens exceeds max_position_embeddings "
-                f"({self.config.max_position_embeddings})"
-            )
+        self._check_length(t)
         x = self.embed_tokens(input_ids)  # (B, L, C)
         if position_ids is None:
             position_ids = torch.arange(t, device=input_ids.device).expand(b, t)
@@ -333,6 +336,19 @@ class RefinerModel(PreTrainedModel):
             x = x[logits_at.to(x.device)]  # (N, C)
         logits = self.lm_head(self.norm(x)).float()
         return MaskedLMOutput(logits=logits)
+
+    def _check_length(self, t: int) -> None:
+        """Refuse windows longer than the context the model was trained on.
+
+        Rotary positions have no table to overflow, so a longer input would run, but on
+        positions the model never saw: its output there is not to be trusted.
+        """
+        if t > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence of {t} tokens exceeds max_position_embeddings "
+                f"({self.config.max_position_embeddings}), the context this model was "
+                "trained on"
+            )
 
     def _tables(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         head_dim = self.config.hidden_size // self.config.num_attention_heads
@@ -355,6 +371,7 @@ class RefinerModel(PreTrainedModel):
         the full pass and returns a new cache.
         """
         b, t = input_ids.shape
+        self._check_length(t)
         key_mask = None
         if not bool(attention_mask.all()):
             key_mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, L)

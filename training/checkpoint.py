@@ -7,18 +7,34 @@ previous checkpoint whole, plus a temporary file that the next run removes. One 
 a folder) because a folder cannot be renamed over a non-empty one in a single step.
 
 It is loaded with ``weights_only=True``: plain containers and tensors, no pickled code.
+
+A finished model is saved apart from the checkpoint, as safetensors (one
+``model.safetensors``, or shards ``model-0000i-of-0000n.safetensors`` listed in
+``model.safetensors.index.json``); :func:`check_saved_weights` reads such a folder's
+weight files before another run starts from them, naming the file that is missing, cut
+short or unreadable.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 
 from training import files
 
 CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
+_SHARD = re.compile(r"model-\d+-of-\d+\.safetensors")
+# dtypes a finished model may be saved in; training itself always runs in float32
+SAVE_DTYPES: dict[str, torch.dtype] = {
+    "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32,
+}
 REQUIRED_KEYS: tuple[str, ...] = (
     "task", "describe", "model", "optimizer", "data", "rng", "step", "tokens", "elapsed",
 )
@@ -80,3 +96,62 @@ def load_checkpoint(
                 "resume with the same --preset and tokenizer"
             )
     return state
+
+
+def weight_file_names(directory: Path) -> list[str]:
+    """Names of the safetensors weight files (single, shards, index) in ``directory``."""
+    if not directory.is_dir():
+        return []
+    return sorted(p.name for p in directory.iterdir() if p.is_file() and (
+        p.name in (WEIGHTS_FILE, WEIGHTS_INDEX_FILE) or _SHARD.fullmatch(p.name)))
+
+
+def check_saved_weights(directory: Path) -> list[Path]:
+    """The weight files of the model saved in ``directory``, each opened and checked.
+
+    Raises ``FileNotFoundError`` when there are none or the index names a missing shard, and
+    :class:`CheckpointError` naming the file when the index or a safetensors file cannot be
+    read (cut short, not safetensors) or the shards lack a tensor the index lists. The
+    loaders' own errors for these cases do not say which file is at fault.
+    """
+    index_path = directory / WEIGHTS_INDEX_FILE
+    expected: set[str] | None = None
+    if index_path.is_file():
+        try:
+            weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
+            expected = set(weight_map)
+            paths = [directory / name for name in sorted(set(weight_map.values()))]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(
+                f"{index_path} cannot be read ({type(exc).__name__}: {exc}); the save is "
+                "corrupt or was cut short"
+            ) from exc
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: {index_path} lists it as a shard")
+    elif (directory / WEIGHTS_FILE).is_file():
+        paths = [directory / WEIGHTS_FILE]
+    else:
+        raise FileNotFoundError(
+            f"no model weights in {directory}: neither {WEIGHTS_FILE} nor {WEIGHTS_INDEX_FILE}"
+        )
+    found: set[str] = set()
+    for path in paths:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                keys = list(handle.keys())
+                for key in keys:
+                    handle.get_slice(key)  # the tensor's entry is read and its range checked
+        except Exception as exc:  # safetensors raises its own error type for every failure
+            raise CheckpointError(
+                f"{path} cannot be read ({type(exc).__name__}: {exc}); it is corrupt or was "
+                "cut short"
+            ) from exc
+        found.update(keys)
+    if expected is not None and expected - found:
+        missing = sorted(expected - found)
+        raise CheckpointError(
+            f"the shards of {directory} lack {len(missing)} tensors listed in {index_path} "
+            f"(first: {missing[0]})"
+        )
+    return paths

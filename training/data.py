@@ -11,7 +11,9 @@ cut at a seeded offset into non-overlapping windows taken in a seeded order; bat
 pure function of ``(seed, i)``, so a resumed run needs only the index of the next batch to
 see exactly the batches an uninterrupted run would have seen. Held-out batches are windows
 at evenly spaced, fixed positions of the held-out stream: the same batches at every
-evaluation, so held-out losses are comparable across steps and runs.
+evaluation, so held-out losses are comparable across steps and runs. A corpus with whole
+held-out packages (code by other authors, none of it trained on) gets a second set of
+fixed batches from that split, the harder test of generalisation.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from transformers import PreTrainedTokenizerFast
 
 from refiner.tokens import EOS
 from training import files
-from training.corpus import HELD_OUT, TRAIN, iter_documents, load_manifest
+from training.corpus import HELD_OUT, HELD_OUT_PACKAGES, TRAIN, iter_documents, load_manifest
 from training.tokenizer import load_tokenizer
 
 CACHE_DIR = "cache"  # under the corpus directory; the corpus folder is never committed
@@ -273,6 +275,9 @@ class TrainingData:
     train: PackedBatches
     held_out: list[torch.Tensor]
     info: dict[str, Any]  # corpus hash, tokenizer hash, token counts: for training.json
+    # fixed batches of the held-out packages; empty when the corpus has none (or less
+    # than one window of them)
+    held_out_packages: list[torch.Tensor] = field(default_factory=list)
 
 
 def load_training_data(
@@ -285,7 +290,9 @@ def load_training_data(
 ) -> TrainingData:
     """Load the tokenizer, the cached train and held-out streams, and cut them into batches.
 
-    Raises ``FileNotFoundError`` naming a missing corpus or tokenizer directory.
+    The held-out packages split, when the corpus has one, gives its own ``eval_batches``
+    fixed batches. Raises ``FileNotFoundError`` naming a missing corpus or tokenizer
+    directory.
     """
     for what, path in (("corpus", corpus_dir), ("tokenizer", tokenizer_dir)):
         if not Path(path).is_dir():
@@ -293,16 +300,28 @@ def load_training_data(
     tokenizer = load_tokenizer(tokenizer_dir)
     train_stream = token_stream(corpus_dir, tokenizer_dir, TRAIN, tokenizer=tokenizer)
     held_stream = token_stream(corpus_dir, tokenizer_dir, HELD_OUT, tokenizer=tokenizer)
+    manifest = load_manifest(corpus_dir)
+    packages: list[torch.Tensor] = []
+    package_tokens = 0
+    if any(d.get("split") == HELD_OUT_PACKAGES for d in manifest.get("documents", [])):
+        package_stream = token_stream(corpus_dir, tokenizer_dir, HELD_OUT_PACKAGES,
+                                      tokenizer=tokenizer)
+        package_tokens = len(package_stream)
+        if package_tokens >= seq_len:
+            packages = held_out_batches(package_stream, seq_len, batch_size, eval_batches)
     info = {
-        "corpus_sha256": load_manifest(corpus_dir)["corpus_sha256"],
+        "corpus_sha256": manifest["corpus_sha256"],
         "tokenizer_sha256": tokenizer_hash(tokenizer_dir),
         "vocab_size": len(tokenizer),
         "train_tokens": len(train_stream),
         "held_out_tokens": len(held_stream),
+        "held_out_packages_tokens": package_tokens,
+        "held_out_packages_evaluated": bool(packages),
     }
     return TrainingData(
         tokenizer=tokenizer,
         train=PackedBatches(train_stream, seq_len, batch_size, seed),
         held_out=held_out_batches(held_stream, seq_len, batch_size, eval_batches),
         info=info,
+        held_out_packages=packages,
     )

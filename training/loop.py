@@ -12,13 +12,18 @@ Files in the output directory::
     checkpoint.pt     resume state: model, optimizer, step, tokens, elapsed time, RNG, data
                       position (written to a temporary file, then renamed over the old one)
     train_log.jsonl   one line per logged step: step, tokens, loss, held_out_loss, lr, elapsed
-    training.json     parameters, hardware, wall time, steps, tokens, final losses
+                      (and held_out_pkg_* when the corpus has whole held-out packages)
+    training.json     parameters, hardware, wall time, steps, tokens, final losses, the
+                      saved weights' dtype and file sizes
     .gitignore        keeps checkpoint.pt (optimizer state: 3x the model) out of git
-    + the model and tokenizer files written by ``Task.save_pretrained``
+    + the model and tokenizer files written by ``Task.save_pretrained``: safetensors in
+      ``save_dtype`` (bfloat16 by default: half the bytes of the float32 being trained),
+      sharded above ``max_shard_size``
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -35,9 +40,11 @@ from tqdm import tqdm
 from training import files
 from training.checkpoint import (
     CHECKPOINT_FILE,
+    SAVE_DTYPES,
     load_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
+    weight_file_names,
 )
 from training.data import PackedBatches, held_out_batches
 from training.hardware import describe_hardware, pick_device
@@ -70,8 +77,8 @@ class Task(Protocol):
         """Held-out figures of one fixed batch; must include ``"loss"``."""
         ...
 
-    def save_pretrained(self, directory: Path) -> None:
-        """Write the model (``save_pretrained``) and its tokenizer into ``directory``."""
+    def save_pretrained(self, directory: Path, dtype: str, max_shard_size: str) -> None:
+        """Write the model (see :func:`save_model`) and its tokenizer into ``directory``."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -88,7 +95,7 @@ class LoopConfig:
     max_steps: int | None = None  # a step budget ...
     time_budget: float | None = None  # ... or seconds of wall time (both: whichever ends first)
     batch_size: int = 16
-    seq_len: int = 256
+    seq_len: int = 512  # also the saved max_position_embeddings: the context inference allows
     lr: float = 2e-3  # small models tolerate (and need, on a short budget) a high peak
     min_lr_ratio: float = 0.1  # cosine decays to this share of the peak, not to zero
     warmup_steps: int = 50
@@ -104,6 +111,8 @@ class LoopConfig:
     threads: int | None = None  # torch intra-op threads on CPU; None: torch's default
     resume: bool = False
     progress: bool = True  # the tqdm bar (stderr)
+    save_dtype: str = "bfloat16"  # of the saved weights only; training runs in float32
+    max_shard_size: str = "15MB"  # larger weights are split into shards (forges' file limits)
 
     def validate(self) -> None:
         """Raise ``ValueError`` for a budget or setting that cannot train."""
@@ -121,6 +130,10 @@ class LoopConfig:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.save_dtype not in SAVE_DTYPES:
+            raise ValueError(
+                f"--save-dtype must be one of {sorted(SAVE_DTYPES)}, got {self.save_dtype!r}"
+            )
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -189,6 +202,17 @@ def make_forward(module: nn.Module, device: torch.device) -> Forward:
     return forward
 
 
+def save_model(model: nn.Module, directory: Path, dtype: str, max_shard_size: str) -> None:
+    """``model.save_pretrained`` as safetensors in ``dtype``, sharded above ``max_shard_size``.
+
+    A cast copy is saved, so the model being trained keeps its float32 weights (and a run
+    that goes on after a save loses nothing to rounding). Loaders cast back to their compute
+    dtype: ``from_pretrained(directory, dtype=torch.float32)``.
+    """
+    stored = copy.deepcopy(model).to(device="cpu", dtype=SAVE_DTYPES[dtype])
+    stored.save_pretrained(directory, max_shard_size=max_shard_size)  # type: ignore[operator]
+
+
 @torch.no_grad()
 def evaluate(task: Task, forward: Forward, batches: list[torch.Tensor]) -> dict[str, float]:
     """Mean of the task's held-out figures over the fixed batches."""
@@ -240,8 +264,14 @@ def run_training(
     held_out: list[torch.Tensor],
     cfg: LoopConfig,
     extra_info: dict[str, Any] | None = None,
+    more_held_out: dict[str, list[torch.Tensor]] | None = None,
 ) -> TrainResult:
     """Train ``task.model`` on ``train`` within the budget; save checkpoints and the model.
+
+    ``more_held_out`` names further fixed evaluation sets (``{"pkg": batches}``: whole
+    packages never trained on); each is evaluated with ``held_out`` and logged with the same
+    metrics under ``held_out_<name>_``, in the log and in ``training.json``
+    (``final_held_out_<name>_loss``, ``final_held_out_<name>``). Empty sets are skipped.
 
     Raises ``FileNotFoundError`` on ``--resume`` with no checkpoint, ``ValueError`` for a
     checkpoint that cannot be read or belongs to another run, and ``ValueError`` when a
@@ -294,6 +324,14 @@ def run_training(
     t0 = time.perf_counter()
     elapsed = elapsed_before
     last_eval: dict[str, float] = {}
+    extra_sets = {name: batches for name, batches in (more_held_out or {}).items() if batches}
+
+    def evaluate_all() -> dict[str, float]:
+        """Held-out figures, the further sets' under ``<name>_`` (``pkg_loss``, ...)."""
+        figures = evaluate(task, forward, held_out)
+        for name, batches in extra_sets.items():
+            figures |= {f"{name}_{k}": v for k, v in evaluate(task, forward, batches).items()}
+        return figures
     step_time = eval_time = 0.0
     model.train()
     try:
@@ -331,7 +369,7 @@ def run_training(
             evaluated = step % cfg.eval_every == 0
             if evaluated:
                 t_eval = time.perf_counter()
-                last_eval = evaluate(task, forward, held_out)
+                last_eval = evaluate_all()
                 eval_time = time.perf_counter() - t_eval
             if step % cfg.log_every == 0 or evaluated:
                 log.write(_record(step, tokens, recent, last_eval if evaluated else None,
@@ -343,7 +381,7 @@ def run_training(
             if step % cfg.checkpoint_every == 0:
                 checkpoint(elapsed_before + time.perf_counter() - t0)
             _advance(bar, cfg, step, elapsed)
-        final_eval = evaluate(task, forward, held_out)
+        final_eval = evaluate_all()
         final_train = evaluate(task, forward, train_probe(train, cfg.eval_batches))
         elapsed = elapsed_before + time.perf_counter() - t0
         log.write_final(_record(step, tokens, recent, final_eval, lr_now(cfg, step, elapsed),
@@ -352,7 +390,9 @@ def run_training(
     finally:
         bar.close()
 
-    save_final_model(task, out)
+    saved = save_final_model(task, out, cfg.save_dtype, cfg.max_shard_size)
+    main_eval = {k: v for k, v in final_eval.items()
+                 if not any(k.startswith(f"{name}_") for name in extra_sets)}
     info = {
         "task": task.name,
         **task.describe(),
@@ -366,7 +406,14 @@ def run_training(
         "final_train_loss": round(final_train["loss"], 4),
         "final_held_out_loss": round(final_eval["loss"], 4),
         "final_train": {k: round(v, 4) for k, v in final_train.items()},
-        "final_held_out": {k: round(v, 4) for k, v in final_eval.items()},
+        "final_held_out": {k: round(v, 4) for k, v in main_eval.items()},
+        **{key: value for name in extra_sets for key, value in {
+            f"final_held_out_{name}_loss": round(final_eval[f"{name}_loss"], 4),
+            f"final_held_out_{name}": {k[len(name) + 1:]: round(v, 4)
+                                       for k, v in final_eval.items()
+                                       if k.startswith(f"{name}_")},
+        }.items()},
+        "saved": saved,
         **(extra_info or {}),
     }
     info = json.loads(json.dumps(info))  # tuples become lists: the same value as the file
@@ -378,15 +425,27 @@ def lr_now(cfg: LoopConfig, step: int, elapsed: float) -> float:
     return learning_rate(cfg, step, budget_progress(cfg, step, elapsed))
 
 
-def save_final_model(task: Task, out: Path) -> None:
-    """``save_pretrained`` into a temporary folder beside ``out``, then rename file by file."""
+def save_final_model(task: Task, out: Path, dtype: str, max_shard_size: str) -> dict[str, Any]:
+    """``save_pretrained`` into a temporary folder beside ``out``, then rename file by file.
+
+    Weight files of an earlier save that this one did not write (a single
+    ``model.safetensors`` where shards now are, or more shards than now) are removed, so
+    a loader never mixes two saves. Returns the dtype and the weight files' sizes in bytes.
+    """
     tmp = files.temporary_dir_beside(out / "model")
     try:
-        task.save_pretrained(tmp)
+        task.save_pretrained(tmp, dtype, max_shard_size)
+        written = weight_file_names(tmp)
+        for stale in weight_file_names(out):
+            if stale not in written:
+                (out / stale).unlink()
+        sizes = {name: (tmp / name).stat().st_size for name in written}
         files.replace_files_from(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    return {"dtype": dtype, "max_shard_size": max_shard_size, "files": sizes,
+            "bytes": sum(sizes.values())}
 
 
 def train_probe(train: PackedBatches, n_batches: int) -> list[torch.Tensor]:

@@ -9,6 +9,10 @@ document pieces are rearranged for FIM (:mod:`training.fim`).
 Held-out figures (fixed batches): ``loss``, the next-token cross-entropy on plain text, the
 figure perplexity is computed from; ``fim_loss``, the cross-entropy of the middle tokens
 (and the EOS that ends them) of FIM-rearranged held-out windows.
+
+The saved config's ``max_position_embeddings`` is the training ``seq_len``: the context the
+drafter was trained on, which inference enforces (rotary positions would run past it, on
+positions the model never saw).
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from refiner.tokens import EOS, PAD
+from training.checkpoint import check_saved_weights
 from training.data import copy_tokenizer, load_training_data, step_seed
 from training.fim import IGNORE, FimIds, FimSpec, fim_batch
-from training.loop import Forward, LoopConfig, TrainResult, run_training
+from training.loop import Forward, LoopConfig, TrainResult, run_training, save_model
 from training.model_card import write_card
+from training.warm_start import init_record
 
 EVAL_SEED = 4321
 
@@ -40,7 +46,7 @@ class DrafterPreset:
     num_hidden_layers: int
     num_attention_heads: int
     num_key_value_heads: int  # = heads: at this size grouped-query attention saves nothing
-    max_position_embeddings: int
+    max_position_embeddings: int  # default only: training sets it to its seq_len
 
 
 DRAFTER_PRESETS: dict[str, DrafterPreset] = {
@@ -50,6 +56,9 @@ DRAFTER_PRESETS: dict[str, DrafterPreset] = {
     "default": DrafterPreset(256, 688, 6, 4, 4, 1024),
     # the refiner's "cpu" shape: ~3.3M parameters, what an hour of 2-core CPU can train
     "cpu": DrafterPreset(192, 512, 4, 3, 3, 1024),
+    # the GPU recipe: ~8.4M parameters, under 20 MB in bfloat16; the refiner's "gpu" shape,
+    # so this drafter can warm-start it (training.warm_start)
+    "gpu": DrafterPreset(256, 688, 8, 4, 4, 512),
 }
 
 
@@ -132,8 +141,8 @@ class DrafterTask:
         fim = causal_lm_loss(forward(ids), mid) if bool((mid != IGNORE).any()) else plain
         return {"loss": float(plain), "fim_loss": float(fim)}
 
-    def save_pretrained(self, directory: Path) -> None:
-        self.model.save_pretrained(directory, safe_serialization=True)
+    def save_pretrained(self, directory: Path, dtype: str, max_shard_size: str) -> None:
+        save_model(self.model, directory, dtype, max_shard_size)
         copy_tokenizer(self.tokenizer_dir, directory)
 
     def describe(self) -> dict[str, Any]:
@@ -173,6 +182,7 @@ def continued_drafter(
             f"--init-from: the drafter in {root} was trained with another tokenizer than "
             f"{tokenizer_dir}; its token ids would mean other strings"
         )
+    check_saved_weights(root)  # names a missing, cut-short or unreadable weight file
     try:
         model = LlamaForCausalLM.from_pretrained(root, dtype=torch.float32)
     except (OSError, ValueError) as exc:
@@ -207,12 +217,11 @@ def train_drafter(
     loop.validate()
     data = load_training_data(corpus_dir, tokenizer_dir, loop.seq_len, loop.batch_size,
                               loop.seed, loop.eval_batches)
-    config = drafter_config(preset, data.tokenizer, **model_overrides)
-    if loop.seq_len > config.max_position_embeddings:
-        raise ValueError(
-            f"--seq-len {loop.seq_len} exceeds the {preset!r} preset's "
-            f"max_position_embeddings ({config.max_position_embeddings})"
-        )
+    if "max_position_embeddings" in model_overrides:
+        raise ValueError("max_position_embeddings is the training --seq-len; set that instead")
+    # the context the model is trained on is the context it claims: inference enforces it
+    config = drafter_config(preset, data.tokenizer, max_position_embeddings=loop.seq_len,
+                            **model_overrides)
     torch.manual_seed(loop.seed)
     if init_from is not None:
         model = continued_drafter(init_from, config, tokenizer_dir)
@@ -220,7 +229,8 @@ def train_drafter(
         model = LlamaForCausalLM(config)
     task = DrafterTask(model, data.tokenizer, fim or FimSpec(), tokenizer_dir, loop.seed, preset)
     extra = {"data": data.info, "command": command,
-             "init_from": str(init_from) if init_from is not None else None}
-    result = run_training(task, data.train, data.held_out, loop, extra_info=extra)
+             "init_from": init_record(init_from) if init_from is not None else None}
+    result = run_training(task, data.train, data.held_out, loop, extra_info=extra,
+                          more_held_out={"pkg": data.held_out_packages})
     write_card(result.out_dir)  # README.md + loss_curve.svg, unless a hand-written card exists
     return result

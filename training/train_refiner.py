@@ -10,6 +10,10 @@ Held-out figures, on fixed batches with fixed noise so they compare across steps
 - ``masked_acc_0.15``: share of tokens masked at ratio 0.15 predicted exactly;
 - ``edit_auc``: how well -log p(observed token) separates corrupted visible tokens from
   clean ones (0.5 is chance), with about 10% of the tokens corrupted and none masked.
+
+The saved config's ``max_position_embeddings`` is the training ``seq_len``, the context the
+model was trained on and the longest input it accepts. ``init_from`` starts the refiner
+from a trained drafter's weights (:mod:`training.warm_start`).
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from typing import Any
 
 import torch
 
-from refiner.model import PRESETS, RefinerModel, refiner_config
+from refiner.model import PRESETS, Preset, RefinerModel, refiner_config
 from refiner.schedule import apply_noise, diffusion_loss, sample_times
 from refiner.tokens import SPECIAL_TOKENS, special_ids
 from training.data import copy_tokenizer, load_training_data, step_generator, unigram_counts
-from training.loop import Forward, LoopConfig, TrainResult, run_training
+from training.loop import Forward, LoopConfig, TrainResult, run_training, save_model
 from training.model_card import write_card
 from training.refiner_noise import (
     RefinerObjective,
@@ -33,10 +37,17 @@ from training.refiner_noise import (
     noise_batch,
     refiner_loss,
 )
+from training.warm_start import init_record, refiner_from_drafter
 
 EVAL_SEED = 1234  # held-out noise is the same at every evaluation and in every run
 EVAL_MASK_RATIO = 0.15
 EVAL_EDIT_RATE_MAX = 0.2  # rate ~ U(0, 0.2): about 10% of the tokens corrupted
+# what a preset fixes of a warm-started refiner (its vocabulary comes from the tokenizer)
+PRESET_SHAPE: tuple[str, ...] = (
+    "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+)
+
+
 def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """Area under the ROC curve of ``scores`` for boolean ``labels`` (Mann-Whitney U)."""
     n_pos = int(labels.sum())
@@ -120,8 +131,8 @@ class RefinerTask:
         return {"loss": float(elbo.loss), f"masked_acc_{EVAL_MASK_RATIO}": acc,
                 "edit_auc": auc(surprise[corruptible], corrupted[corruptible])}
 
-    def save_pretrained(self, directory: Path) -> None:
-        self.model.save_pretrained(directory, safe_serialization=True)
+    def save_pretrained(self, directory: Path, dtype: str, max_shard_size: str) -> None:
+        save_model(self.model, directory, dtype, max_shard_size)
         copy_tokenizer(self.tokenizer_dir, directory)
 
     def describe(self) -> dict[str, Any]:
@@ -138,50 +149,92 @@ class RefinerTask:
 
 
 def build_refiner(preset: str, tokenizer: Any, seq_len: int, **overrides: Any) -> RefinerModel:
-    """A freshly initialised refiner of ``preset`` shape for ``tokenizer``'s vocabulary."""
+    """A freshly initialised refiner of ``preset`` shape for ``tokenizer``'s vocabulary.
+
+    Its ``max_position_embeddings`` is ``seq_len``: the context it is trained on.
+    """
     if preset not in PRESETS:
         raise KeyError(f"unknown refiner preset {preset!r}; known: {sorted(PRESETS)}")
+    if "max_position_embeddings" in overrides:
+        raise ValueError("max_position_embeddings is the training --seq-len; set that instead")
     ids = special_ids(tokenizer)
     if ids.filler is None:
         raise ValueError("the tokenizer has no filler token; the refiner needs one")
     fields: dict[str, Any] = {
         "vocab_size": len(tokenizer), "mask_token_id": ids.mask, "filler_token_id": ids.filler,
-        "pad_token_id": ids.pad, "eos_token_id": ids.eos,
+        "pad_token_id": ids.pad, "eos_token_id": ids.eos, "max_position_embeddings": seq_len,
     }
-    config = refiner_config(preset, **(fields | overrides))
-    if seq_len > config.max_position_embeddings:
-        raise ValueError(
-            f"--seq-len {seq_len} exceeds the {preset!r} preset's max_position_embeddings "
-            f"({config.max_position_embeddings})"
-        )
-    return RefinerModel(config)
+    return RefinerModel(refiner_config(preset, **(fields | overrides)))
+
+
+def warm_started_refiner(
+    init_from: str | Path, tokenizer_dir: str | Path, preset: str | None, seq_len: int,
+    **overrides: Any,
+) -> tuple[RefinerModel, str]:
+    """The refiner converted from the drafter in ``init_from``, and its preset's name.
+
+    The shape is the drafter's: ``preset`` may name it (an error if it names another shape)
+    or be ``None``, and the name is then that of the preset with this shape ("custom" if
+    none has it).
+    """
+    if preset is not None and preset not in PRESETS:
+        raise KeyError(f"unknown refiner preset {preset!r}; known: {sorted(PRESETS)}")
+    if "max_position_embeddings" in overrides:
+        raise ValueError("max_position_embeddings is the training --seq-len; set that instead")
+    model = refiner_from_drafter(init_from, tokenizer_dir, max_position_embeddings=seq_len,
+                                 **overrides)
+    shape = {k: getattr(model.config, k) for k in PRESET_SHAPE}
+
+    def same(p: Preset) -> bool:
+        return all(getattr(p, k) == v for k, v in shape.items())
+
+    if preset is not None:
+        if not same(PRESETS[preset]):
+            differs = sorted(k for k, v in shape.items() if getattr(PRESETS[preset], k) != v)
+            raise ValueError(
+                f"--preset {preset} disagrees with the drafter in {init_from} (differs in "
+                f"{differs}); a warm-started refiner takes the drafter's shape: leave "
+                "--preset out"
+            )
+        return model, preset
+    return model, next((name for name, p in PRESETS.items() if same(p)), "custom")
 
 
 def train_refiner(
     corpus_dir: str | Path,
     tokenizer_dir: str | Path,
-    preset: str,
+    preset: str | None,
     loop: LoopConfig,
     objective: RefinerObjective | None = None,
     command: str | None = None,
+    init_from: str | Path | None = None,
     **model_overrides: Any,
 ) -> TrainResult:
     """Train a refiner of ``preset`` shape on the corpus; save it to ``loop.out_dir``.
 
-    ``AutoModelForMaskedLM.from_pretrained(loop.out_dir)`` loads the result (with
-    ``refiner.model`` imported, which registers the model type).
+    ``preset`` ``None`` means "default", or with ``init_from`` the shape of the drafter
+    saved there, whose weights then start the run (:func:`warm_started_refiner`).
+    ``AutoModelForMaskedLM.from_pretrained(loop.out_dir, dtype=torch.float32)`` loads the
+    result (with ``refiner.model`` imported, which registers the model type).
     """
     loop.validate()
     objective = objective or RefinerObjective()
     data = load_training_data(corpus_dir, tokenizer_dir, loop.seq_len, loop.batch_size,
                               loop.seed, loop.eval_batches)
     torch.manual_seed(loop.seed)  # the initial weights are a function of the seed
-    model = build_refiner(preset, data.tokenizer, loop.seq_len, **model_overrides)
+    if init_from is not None:
+        model, preset = warm_started_refiner(init_from, tokenizer_dir, preset, loop.seq_len,
+                                             **model_overrides)
+    else:
+        preset = preset or "default"
+        model = build_refiner(preset, data.tokenizer, loop.seq_len, **model_overrides)
     vocab = data.tokenizer.get_vocab()
     unigram = torch.from_numpy(unigram_counts(data.train.stream, model.config.vocab_size))
     task = RefinerTask(model, objective, unigram, tokenizer_dir, loop.seed, preset)
     task.mark_special([vocab[t] for t in SPECIAL_TOKENS if t in vocab])
-    extra = {"data": data.info, "command": command}
-    result = run_training(task, data.train, data.held_out, loop, extra_info=extra)
+    extra = {"data": data.info, "command": command,
+             "init_from": init_record(init_from) if init_from is not None else None}
+    result = run_training(task, data.train, data.held_out, loop, extra_info=extra,
+                          more_held_out={"pkg": data.held_out_packages})
     write_card(result.out_dir)  # README.md + loss_curve.svg, unless a hand-written card exists
     return result

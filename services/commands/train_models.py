@@ -7,6 +7,12 @@ the end. Examples::
         --out models/refiner --preset default --seed 0 --time-budget 3000
     remask train drafter --corpus data/corpus --tokenizer models/tokenizer \\
         --out models/drafter --preset default --seed 0 --max-steps 2000 --resume
+    remask train refiner --corpus data/corpus --tokenizer models/tokenizer \\
+        --out models/refiner --init-from models/drafter --max-steps 2000
+
+``--seq-len`` (512) is also the context the saved model declares and accepts
+(``max_position_embeddings``). Weights are saved as safetensors in ``--save-dtype``
+(bfloat16) and split into shards above ``--max-shard-size`` (15MB); training runs in float32.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from training.checkpoint import SAVE_DTYPES
 from training.loop import LoopConfig
 
 _LOOP = LoopConfig(out_dir=Path("."))
@@ -41,21 +48,24 @@ def _add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                    help="tokenizer folder (remask train tokenizer)")
     p.add_argument("--out", required=True, type=Path,
                    help="folder for the model, its checkpoint, log and training.json")
-    p.add_argument("--preset", default="default", help="model shape: tiny, default (%(default)s)")
+    p.add_argument("--preset", default=None,
+                   help="model shape: tiny, cpu, default, gpu (default: default; a refiner "
+                   "with --init-from takes the drafter's shape)")
     p.add_argument("--seed", type=int, default=0, help="weights, data order, noise (%(default)s)")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--time-budget", type=float, metavar="SECONDS",
                         help="train for this many seconds of wall time")
     budget.add_argument("--max-steps", type=int, metavar="N", help="train for N optimizer steps")
     p.add_argument("--init-from", type=Path, default=None, metavar="DIR",
-                   help="start from the weights of the model saved in DIR instead of random "
-                   "ones (drafter: a drafter of the same shape and tokenizer)")
+                   help="start from the weights of the drafter saved in DIR instead of random "
+                   "ones (same tokenizer; drafter: same shape; refiner: converted from it)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (same preset, seed, batch, seq-len)")
     p.add_argument("--batch-size", type=int, default=_LOOP.batch_size,
                    help="sequences per step (%(default)s)")
     p.add_argument("--seq-len", type=int, default=_LOOP.seq_len,
-                   help="tokens per sequence (%(default)s)")
+                   help="tokens per sequence, and the context the saved model accepts "
+                   "(%(default)s)")
     p.add_argument("--lr", type=float, default=_DEFAULT_LR[name], help="peak learning rate (%(default)s)")
     p.add_argument("--warmup-steps", type=int, default=_LOOP.warmup_steps,
                    help="linear warmup steps (%(default)s)")
@@ -69,6 +79,11 @@ def _add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice, one per core)")
+    p.add_argument("--save-dtype", choices=sorted(SAVE_DTYPES), default=_LOOP.save_dtype,
+                   help="dtype of the saved weights; training runs in float32 (%(default)s)")
+    p.add_argument("--max-shard-size", default=_LOOP.max_shard_size, metavar="SIZE",
+                   help="split saved weights into safetensors shards of at most SIZE "
+                   "(%(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -80,15 +95,18 @@ def loop_config(args: argparse.Namespace) -> LoopConfig:
         lr=args.lr, warmup_steps=args.warmup_steps, eval_every=args.eval_every,
         eval_batches=args.eval_batches, checkpoint_every=args.checkpoint_every,
         compile=args.compile, device=args.device, threads=args.threads, resume=args.resume,
-        progress=not args.no_progress,
+        progress=not args.no_progress, save_dtype=args.save_dtype,
+        max_shard_size=args.max_shard_size,
     )
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run, for training.json and the model card."""
     parts = ["remask", "train", args.model, "--corpus", str(args.corpus), "--tokenizer",
-             str(args.tokenizer), "--out", str(args.out), "--preset", args.preset,
-             "--seed", str(args.seed)]
+             str(args.tokenizer), "--out", str(args.out)]
+    if args.preset is not None:
+        parts += ["--preset", args.preset]
+    parts += ["--seed", str(args.seed)]
     if args.time_budget is not None:
         parts += ["--time-budget", f"{args.time_budget:g}"]
     if args.max_steps is not None:
@@ -99,6 +117,8 @@ def command_line(args: argparse.Namespace) -> str:
         ("--lr", args.lr, _DEFAULT_LR[args.model]),
         ("--warmup-steps", args.warmup_steps, _LOOP.warmup_steps),
         ("--threads", args.threads, None),
+        ("--save-dtype", args.save_dtype, _LOOP.save_dtype),
+        ("--max-shard-size", args.max_shard_size, _LOOP.max_shard_size),
     ):
         if value != default:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
@@ -116,11 +136,12 @@ def run_model(args: argparse.Namespace) -> int:
         from training.train_refiner import train_refiner
 
         result = train_refiner(args.corpus, args.tokenizer, args.preset, loop_config(args),
-                               command=command_line(args))
+                               command=command_line(args), init_from=args.init_from)
     else:
         from training.train_drafter import train_drafter
 
-        result = train_drafter(args.corpus, args.tokenizer, args.preset, loop_config(args),
-                               command=command_line(args), init_from=args.init_from)
+        result = train_drafter(args.corpus, args.tokenizer, args.preset or "default",
+                               loop_config(args), command=command_line(args),
+                               init_from=args.init_from)
     print(json.dumps(result.info, indent=2))
     return 0

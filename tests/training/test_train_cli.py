@@ -55,6 +55,47 @@ def test_train_and_resume(
     assert json.loads(stdout)["steps"] == 5
 
 
+@pytest.mark.slow
+def test_refiner_warm_started_from_a_drafter(
+    toy_corpus: Path, toy_tokenizer: Path, tmp_path: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    drafter = tmp_path / "drafter"
+    code, stdout, err = run(args("drafter", toy_corpus, toy_tokenizer, drafter, "--max-steps",
+                                 "2", "--max-shard-size", "20KB"), capsys)
+    assert code == 0, err
+    saved = json.loads(stdout)["saved"]
+    assert saved["dtype"] == "bfloat16" and "model.safetensors.index.json" in saved["files"]
+    refiner = tmp_path / "refiner"
+    argv = args("refiner", toy_corpus, toy_tokenizer, refiner, "--max-steps", "2",
+                "--seq-len", "24", "--init-from", str(drafter), "--save-dtype", "float32")
+    argv.remove("--preset")
+    argv.remove("tiny")  # the shape comes from the drafter
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    info = json.loads(stdout)
+    assert info["preset"] == "tiny" and info["model_config"]["max_position_embeddings"] == 24
+    assert info["init_from"]["path"] == str(drafter) and info["init_from"]["steps"] == 2
+    assert info["init_from"]["tokenizer_sha256"] == info["data"]["tokenizer_sha256"]
+    assert info["saved"]["dtype"] == "float32" and list(info["saved"]["files"]) == [
+        "model.safetensors"]
+    assert "--init-from" in info["command"] and "--save-dtype float32" in info["command"]
+    assert "--preset" not in info["command"]
+    # a preset of another shape than the drafter's is an error
+    argv = args("refiner", toy_corpus, toy_tokenizer, tmp_path / "r2", "--max-steps", "1",
+                "--init-from", str(drafter))
+    argv[argv.index("tiny")] = "cpu"
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "--preset cpu disagrees with the drafter" in err
+    # a drafter whose weights were cut short is refused naming the file
+    shard = min(drafter.glob("model-*.safetensors"))
+    shard.write_bytes(shard.read_bytes()[:100])
+    for model in ("drafter", "refiner"):
+        code, _, err = run(args(model, toy_corpus, toy_tokenizer, tmp_path / f"{model}-bad",
+                                "--max-steps", "1", "--init-from", str(drafter)), capsys)
+        assert code == 2 and f"{shard} cannot be read" in err, err
+
+
 def test_missing_corpus_and_tokenizer_are_named(
     toy_corpus: Path, toy_tokenizer: Path, tmp_path: Path,  # noqa: F811
     capsys: pytest.CaptureFixture[str],
