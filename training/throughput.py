@@ -6,7 +6,7 @@ and then ``steps`` timed ones of exactly what the trainer does: noise (refiner) 
 It prints one JSON object per setting, so settings can be compared on a quiet machine::
 
     python -m training.throughput --model refiner --preset default \\
-        --seq-len 128 256 --batch-size 8 16 32 --threads 1 2
+        --seq-len 256 512 --batch-size 8 16 32 --threads 1 2
 
 Figures on a machine whose cores are busy with other work are pessimistic, and more so
 with more threads: an OpenMP thread that waits for a busy core stalls every matmul.
@@ -49,7 +49,7 @@ def build(model: str, preset: str, overrides: dict[str, Any]) -> nn.Module:
 def measure(
     model_name: str = "refiner",
     preset: str = "default",
-    seq_len: int = 256,
+    seq_len: int = 512,
     batch_size: int = 16,
     threads: int = 2,
     compile: bool = False,
@@ -60,7 +60,8 @@ def measure(
     """Time ``steps`` optimizer steps; return the setting and its tokens per second."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build(model_name, preset, overrides or {})
+    # the context is the sequence length, as in training (the refiner refuses longer input)
+    model = build(model_name, preset, {"max_position_embeddings": seq_len} | (overrides or {}))
     vocab: int = getattr(model, "config").vocab_size  # noqa: B009  (nn.Module has no config)
     optimizer = make_optimizer(model, LoopConfig(out_dir=Path("."), max_steps=1))
     module: nn.Module = torch.compile(model) if compile else model  # type: ignore[assignment]
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--model", choices=("refiner", "drafter"), default="refiner")
     p.add_argument("--preset", default="default")
-    p.add_argument("--seq-len", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--seq-len", type=int, nargs="+", default=[256, 512])
     p.add_argument("--batch-size", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--compile", action="store_true", help="also measure torch.compile")

@@ -145,3 +145,6 @@ def test_throughput_measures_full_steps(model: str) -> None:
     figures = measure(model, "tiny", seq_len=16, batch_size=2, threads=1, steps=2, warmup=1)
     assert figures["tokens_per_s_best"] >= figures["tokens_per_s_median"] > 0
     assert figures["parameters"] > 0 and figures["seq_len"] == 16
+    # longer than the tiny preset's default context (256): the context follows seq_len
+    assert measure(model, "tiny", seq_len=300, batch_size=1, threads=1, steps=1,
+                   warmup=0)["seq_len"] == 300
