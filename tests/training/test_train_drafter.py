@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM
 from training.fim import IGNORE, FimIds, FimSpec, fim_row, layout, split_pieces
 from training.loop import LoopConfig
 from training.tokenizer import load_tokenizer
-from training.train_drafter import drafter_config, middle_labels, train_drafter
+from training.train_drafter import DRAFTER_PRESETS, drafter_config, middle_labels, train_drafter
 
 IDS = FimIds(prefix=4, suffix=5, middle=6, eos=1, pad=0)
 TEXT = "def area(width, height):\n    return width * height\n"
@@ -117,6 +117,20 @@ def test_presets(tok: Any) -> None:
     assert cfg.eos_token_id == tok.convert_tokens_to_ids("<|endoftext|>")
     with pytest.raises(KeyError, match="unknown drafter preset 'huge'"):
         drafter_config("huge", tok)
+
+
+def test_gpu_preset_fits_20_mb_in_bf16_and_matches_the_refiner() -> None:
+    from refiner.model import PRESETS, RefinerModel, refiner_config
+    from training.throughput import build
+
+    drafter = build("drafter", "gpu", {})
+    refiner = RefinerModel(refiner_config("gpu", mask_token_id=2, filler_token_id=3))
+    params = [sum(p.numel() for p in m.parameters()) for m in (drafter, refiner)]
+    assert params[0] == params[1] and 8_000_000 < params[0] <= 9_000_000
+    assert params[0] * 2 < 20_000_000  # bytes in bfloat16
+    shape = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+    assert [getattr(DRAFTER_PRESETS["gpu"], k) for k in shape] == [
+        getattr(PRESETS["gpu"], k) for k in shape] == [256, 688, 8, 4]
 
 
 @pytest.mark.slow
