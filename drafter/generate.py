@@ -7,7 +7,9 @@ hidden by the attention mask and skipped by the position ids (each row counts po
 own first real token), which is why a batched greedy draft equals the same prompt drafted alone.
 
 Rows finish on their own (an end token, a stop string, their token budget); a finished row
-keeps riding along with a pad token until the whole batch is done, its outputs ignored.
+keeps riding along with a masked pad token until the whole batch is done, its outputs ignored.
+No row is ever fed a position past the model's context (``Drafter.context_length``): a
+prompt must fit, a row's budget ends where the context does, and finished rows stop counting.
 """
 
 from __future__ import annotations
@@ -166,9 +168,15 @@ def decode_rows(
                 yield i, released
         if all(r.finish is not None for r in rows):
             return
-        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=-1)  # (B, P + 1)
-        logits, past = decode_one_token(drafter.forward, chosen, mask, positions, past)
-        positions = positions + 1
+        # A finished row rides along as a pad that nothing attends to (mask 0) at position 0,
+        # and its positions stop counting: a row that ended on its token budget sits at the
+        # end of the model's context, so one more position would be one the model never saw.
+        done = torch.tensor([r.finish is not None for r in rows], device=mask.device)
+        chosen = chosen.masked_fill(done, drafter.pad_id)
+        mask = torch.cat([mask, (~done).long()[:, None]], dim=-1)  # (B, P + 1)
+        fed = positions.masked_fill(done, 0)  # (B,)
+        logits, past = decode_one_token(drafter.forward, chosen, mask, fed, past)
+        positions = positions + (~done).long()
 
 
 def generate_batch(

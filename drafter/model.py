@@ -19,6 +19,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
+from backends.weights import check_weights
 from drafter import generate as gen
 from drafter.fim import FimOrder, FimPrompt, FimTokens, build_fim_prompt, fim_format_for
 from drafter.outputs import Draft, Score
@@ -65,8 +66,14 @@ class Drafter:
     ) -> Drafter:
         """Load a causal LM and its tokenizer from a local directory (``save_pretrained`` output).
 
-        Raises ``FileNotFoundError`` if ``path`` does not exist and ``ValueError`` if it is not a
-        transformers model directory or holds a model that is not a causal LM.
+        Weights may be stored in any dtype (remask saves bfloat16) and split into shards; they
+        are cast to ``dtype``, float32 by default: the CPU computes in float32, and bfloat16
+        matmuls there are slower and lose precision in the log-probs the pipelines compare.
+
+        Raises ``FileNotFoundError`` if ``path``, its weights or a shard its index lists do not
+        exist, :class:`~backends.weights.WeightsError` (a ``ValueError``) naming the file when
+        a weight file is corrupt or cut short, and ``ValueError`` if it is not a transformers
+        model directory or holds a model that is not a causal LM.
         """
         root = Path(path)
         if not root.exists():
@@ -80,6 +87,7 @@ class Drafter:
         except (KeyError, ValueError) as err:
             raise ValueError(f"cannot read the model config in {str(root)!r}: {err}") from err
         _check_causal_lm(config, root, trust_remote_code)
+        check_weights(root)  # a broken file is named here, not deep inside safetensors
         model = AutoModelForCausalLM.from_pretrained(
             root, dtype=dtype, trust_remote_code=trust_remote_code
         )
@@ -113,6 +121,7 @@ class Drafter:
         updated cache (``None`` without ``cache``). A backend that replaces this keeps the cache
         object opaque: callers only hand it back.
         """
+        self.check_positions(position_ids)
         extra: dict[str, Any] = {"logits_to_keep": 1} if last_only and self._keeps_logits else {}
         with torch.inference_mode():
             out = self.model(
@@ -156,6 +165,20 @@ class Drafter:
             raise ValueError(
                 f"{what} of {n_tokens} tokens is longer than the context of {self.name!r}: "
                 f"{ctx} tokens"
+            )
+
+    def check_positions(self, position_ids: torch.Tensor) -> None:
+        """Raise ``ValueError`` if a position lies past the context the model was trained on.
+
+        The last line of defence behind the callers' own fitting (prompt check, token budget,
+        windowed scoring): rotary models would run there, on positions they never saw, and
+        models with a position table would index past its end.
+        """
+        ctx = self.context_length
+        if ctx is not None and position_ids.numel() and int(position_ids.max()) >= ctx:
+            raise ValueError(
+                f"position {int(position_ids.max())} is past the context of {self.name!r}: "
+                f"{ctx} tokens (positions 0 to {ctx - 1})"
             )
 
     # --- what callers use ------------------------------------------------------------------
@@ -219,11 +242,12 @@ class Drafter:
         return self.generate(prompt.ids, params, stop_ids=prompt.stop_ids)
 
     def score(self, text: Prompt) -> Score:
-        """Log-probs and entropies of every token of an existing text, in one forward pass.
+        """Log-probs and entropies of every token of an existing text.
 
         Text is encoded as plain text and scored after the tokenizer's document start (BOS,
         else EOS) so its first token is scored too; ids are scored as given, with that start
-        token put before them as well.
+        token put before them as well. A text that fits the context takes one forward pass,
+        a longer one overlapping windows of the context's length (:mod:`drafter.score`).
         """
         ids = self.encode(text) if isinstance(text, str) else [int(t) for t in text]
         start = self.leading_ids or sorted(self.eos_ids)[:1]

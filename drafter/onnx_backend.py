@@ -275,6 +275,7 @@ class OnnxDrafter(Drafter):
         last_only: bool = False,
         cache: bool = True,
     ) -> tuple[torch.Tensor, Any | None]:
+        self.check_positions(position_ids)
         return self.network(
             input_ids, attention_mask, position_ids, past, last_only=last_only, cache=cache
         )

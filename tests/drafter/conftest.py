@@ -142,3 +142,27 @@ def reference_scores(
     picked = logp.gather(-1, torch.tensor(generated)[:, None]).squeeze(-1)
     entropy = -(logp.exp() * logp).sum(-1)
     return picked, entropy
+
+
+class PositionRecorder:
+    """Wraps a model's ``forward`` and records, per call, the most positions any row used:
+    the highest position id + 1 and the most tokens a row attends to (its mask's sum)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.positions: list[int] = []
+        self.attended: list[int] = []
+        self._forward = model.forward
+        model.forward = self  # type: ignore[method-assign]  # an instance attribute wins
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        ids, mask = kwargs["input_ids"], kwargs.get("attention_mask")
+        pos = kwargs.get("position_ids")
+        width = ids.shape[1] if pos is None else int(pos.max()) + 1
+        self.positions.append(width)
+        self.attended.append(ids.shape[1] if mask is None else int(mask.sum(-1).max()))
+        return self._forward(*args, **kwargs)
+
+    @property
+    def most(self) -> int:
+        """The most positions any call used (0 before the first call)."""
+        return max(self.positions + self.attended, default=0)

@@ -124,9 +124,3 @@ def test_score_after_bos_and_without_any_start_token(tmp_path: Path) -> None:
     score = bare.score("the cat")
     assert math.isnan(score.logprobs[0]) and math.isnan(score.entropies[0])
     assert all(math.isfinite(x) for x in score.logprobs[1:])
-
-
-def test_score_of_text_longer_than_context_is_refused(drafter: Drafter) -> None:
-    ids = list(range(10, 10 + CONTEXT + 2))
-    with pytest.raises(ValueError, match=rf"{CONTEXT + 3} tokens.*{CONTEXT} tokens"):
-        drafter.score(ids)
