@@ -8,19 +8,27 @@ refiner in one command (``scripts/train_gpu.sh OUT_DIR``), step by step:
 1. ``device``: CUDA, or exit 2 with :data:`NO_GPU_MESSAGE` (``--cpu`` runs on the CPU);
 2. ``corpus``: build one from the machine's own Python installation (``--corpus DIR``: use
    a built one), and tokenise every split into the corpus's token cache;
-3. ``drafter``: train the drafter for :data:`DRAFTER_SHARE` of the training minutes;
-4. ``refiner``: train the refiner warm-started from that drafter for the rest;
-5. ``eval``: both models on both held-out splits (``eval.json``);
-6. ``export``: drop the optimizer checkpoints, write the model cards, check every file
-   against :data:`MAX_FILE_BYTES` and the weight-file count against
-   :data:`MAX_WEIGHT_FILES`; ``--pack DIR`` then writes the results as at most
-   :data:`MAX_PACK_PARTS` parts of one tar.gz (``cat DIR/*.tar.gz.* | tar xz`` unpacks).
+3. ``plan``: the training budgets, batch and context, kept in ``plan.json``;
+4. ``drafter``: train the drafter for :data:`DRAFTER_SHARE` of the training minutes;
+5. ``refiner``: train the refiner warm-started from that drafter for the rest;
+6. ``export``: drop the optimizer checkpoints, check every file against
+   :data:`MAX_FILE_BYTES` and the weight-file count against :data:`MAX_WEIGHT_FILES`;
+7. ``pack`` (with ``--pack DIR``): the results as at most :data:`MAX_PACK_PARTS` parts of
+   one tar.gz (``cat DIR/*.tar.gz.* | tar xz`` unpacks), written now so the models come
+   back even if what follows overruns, and again at the end (also after a failure);
+8. ``eval``: both models on both held-out splits with the training figures, plus
+   ``remask bench models``' figures where its imports work here (``eval.json``; the
+   model cards get the bench figures).
 
 Budgets are wall-clock budgets: the training minutes shrink when the corpus took so long
 that ``--deadline-minutes`` (the whole command) would otherwise be overrun, so the run ends
 on time whatever the GPU. The plan (budgets, batch, context) is written to ``plan.json``
 before training, and rerunning with the same OUT_DIR resumes: finished steps are skipped,
 an interrupted model continues from its checkpoint with the same plan.
+
+On a lent machine, whose output folder hands back few, small files, OUT_DIR is a local
+folder and ``--pack`` names the output folder: ``scripts/train_gpu.sh /tmp/run --pack "$OUT"``.
+``--deadline-minutes`` counts from the recipe's start, after Python's imports.
 
 Files in OUT_DIR: ``recipe.jsonl`` (one JSON object per step: status, seconds, figures),
 ``plan.json``, ``corpus/`` (unless ``--corpus``), ``drafter/``, ``refiner/``, ``eval.json``,
@@ -82,6 +90,8 @@ PACK_NAME = "recipe-output.tar.gz"
 DRAFTER_SHARE = 0.55  # the refiner starts from the drafter's weights: it needs less
 EVAL_RESERVE_S = 60.0  # evaluation, cards and packing after training, kept out of its budget
 MIN_TRAIN_S = 10.0  # less than this for both models is no training: refuse instead
+BENCH_WINDOWS = 32  # bench figures on the lent machine: a quick read, not the record
+BENCH_MIN_S = 30.0  # the bench figures are skipped with less time than this left
 # transformers writes "15MB" shards as 15e6 bytes of tensors plus a small header; 15 MiB
 # leaves room for the header and stays under the 16 MiB a lent machine hands back per file
 MAX_FILE_BYTES = 15 * 2**20
@@ -333,9 +343,7 @@ def held_out_figures(
     return figures
 
 
-def bench_figures(
-    out: Path, corpus: Path, trained_context: int, windows: int | None = None
-) -> dict[str, Any]:
+def bench_figures(out: Path, corpus: Path, trained_context: int, windows: int) -> dict[str, Any]:
     """``remask bench models`` figures of both models, or why they could not be computed.
 
     Imported here and guarded: ``bench`` and the drafter's runtime may need packages the
@@ -348,14 +356,12 @@ def bench_figures(
         return {"error": f"ImportError: {exc}"}
     parser = argparse.ArgumentParser()
     bench_models.add_arguments(parser)
-    defaults = parser.parse_args([])  # the same windows as `remask bench models`
-    seq_len = min(defaults.seq_len, trained_context)
-    count = windows or defaults.windows
-    report["windows"] = {"seq_len": seq_len, "count": count}
+    seq_len = min(parser.parse_args([]).seq_len, trained_context)  # `bench models`' length
+    report["windows"] = {"seq_len": seq_len, "count": windows}
     for name, fn in (("drafter", bench_models.drafter_figures),
                      ("refiner", bench_models.refiner_figures)):
         try:
-            report[name] = fn(out / name, corpus, seq_len, count)
+            report[name] = fn(out / name, corpus, seq_len, windows)
         except ImportError as exc:
             report[name] = {"error": f"ImportError: {exc}"}
         except Exception as exc:  # noqa: BLE001 - a figure lost must not lose the models
@@ -363,15 +369,12 @@ def bench_figures(
     return report
 
 
-def export(out: Path, keep_checkpoints: bool, bench: dict[str, Any]) -> dict[str, int]:
-    """Cards, no optimizer state, every file within the limits; the files and their sizes."""
+def export(out: Path, keep_checkpoints: bool) -> dict[str, int]:
+    """Drop the optimizer state, check every file against the limits; files and sizes."""
     for name in MODELS:
-        model_dir = out / name
-        checkpoint = model_dir / CHECKPOINT_FILE
+        checkpoint = out / name / CHECKPOINT_FILE
         if checkpoint.is_file() and not keep_checkpoints:
             checkpoint.unlink()
-        figures = bench.get(name)
-        write_card(model_dir, {name: figures} if figures and "error" not in figures else None)
     sizes = {str(p.relative_to(out)): p.stat().st_size
              for name in MODELS for p in sorted((out / name).rglob("*")) if p.is_file()}
     check_sizes(sizes)
@@ -453,12 +456,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice, one per core)")
     p.add_argument("--eval-every", type=int, default=250, help="steps between held-out checks")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--checkpoint-every", type=int, default=1000,
+                   help="steps between checkpoints (%(default)s)")
     p.add_argument("--eval-batches", type=int, default=16,
                    help="held-out batches per split for the final figures (%(default)s)")
-    p.add_argument("--bench-windows", type=int, default=None,
-                   help="evaluation windows per kind of text for the bench figures "
-                   "(default: `remask bench models`'s)")
+    p.add_argument("--bench-windows", type=int, default=BENCH_WINDOWS,
+                   help="windows per kind of text for the bench figures (%(default)s; "
+                   "`remask bench models` on the returned models gives the full figures)")
     p.add_argument("--no-bench", dest="bench", action="store_false",
                    help="skip `remask bench models` figures (eval.json keeps the training ones)")
     p.add_argument("--keep-checkpoints", action="store_true",
@@ -527,7 +531,21 @@ def recipe_command(argv: list[str], out: Path) -> str:
 
 
 def run_steps(args: argparse.Namespace, out: Path, log: RecipeLog, device: str) -> int:
-    """Every step after the device check; see the module docstring."""
+    """Every step after the device check; see the module docstring.
+
+    With ``--pack``, the results are packed as soon as both models are exported (so they
+    come back even if the evaluation overruns the machine's time) and again at the end,
+    also after a failure: whatever was finished by then.
+    """
+    try:
+        return _steps(args, out, log, device)
+    finally:
+        if args.pack is not None:
+            with contextlib.suppress(Exception), log.step("pack") as fig:  # logged if it fails
+                fig["parts"] = pack(out, args.pack.resolve())
+
+
+def _steps(args: argparse.Namespace, out: Path, log: RecipeLog, device: str) -> int:
     command = recipe_command(args.argv, args.out)
     with log.step("corpus") as fig:
         corpus = prepare_corpus(args, out, fig)
@@ -543,21 +561,33 @@ def run_steps(args: argparse.Namespace, out: Path, log: RecipeLog, device: str) 
             fig.update(train_model(name, out, corpus, args, plan, command))
             trained[name] = dict(fig)
 
+    with log.step("export") as fig:
+        sizes = export(out, args.keep_checkpoints)
+        fig["files"] = len(sizes)
+        fig["mb"] = round(sum(sizes.values()) / 1e6, 2)
+    if args.pack is not None:
+        with log.step("pack") as fig:
+            fig["parts"] = pack(out, args.pack.resolve())
+
     with log.step("eval") as fig:
         if (out / EVAL_FILE).is_file():  # both models were final before it was written
             figures = json.loads((out / EVAL_FILE).read_text(encoding="utf-8"))
             fig["status"] = "skipped (evaluated before)"
         else:
             figures = held_out_figures(out, corpus, args, plan)
-            figures["bench"] = (bench_figures(out, corpus, plan.seq_len, args.bench_windows)
-                                if args.bench else {})
+            left = args.deadline_minutes * 60.0 - log.elapsed()
+            if not args.bench:
+                figures["bench"] = {"skipped": "--no-bench"}
+            elif left < BENCH_MIN_S:
+                figures["bench"] = {"skipped": f"{left:.0f} s left before --deadline-minutes"}
+            else:
+                figures["bench"] = bench_figures(out, corpus, plan.seq_len, args.bench_windows)
             files.write_json(out / EVAL_FILE, figures)
+            for name in MODELS:  # the cards get the bench figures of their model
+                bench = figures["bench"].get(name)
+                if isinstance(bench, dict) and "error" not in bench:
+                    write_card(out / name, {name: bench})
         fig["figures"] = {m: figures[m] for m in MODELS}
-
-    with log.step("export") as fig:
-        sizes = export(out, args.keep_checkpoints, figures["bench"])
-        fig["files"] = len(sizes)
-        fig["mb"] = round(sum(sizes.values()) / 1e6, 2)
 
     summary = {
         "out_dir": str(out), "device": plan.device, "preset": plan.preset,
@@ -568,9 +598,6 @@ def run_steps(args: argparse.Namespace, out: Path, log: RecipeLog, device: str) 
         "files": sizes,
     }
     files.write_json(out / SUMMARY_FILE, summary)
-    if args.pack is not None:
-        with log.step("pack") as fig:
-            fig["parts"] = pack(out, args.pack.resolve())
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -40,7 +40,8 @@ SCRIPT = REPO / "scripts" / "train_gpu.sh"
 
 # what the lent machine's image holds besides the standard library (and remask's tree)
 GPU_IMAGE = "torch,transformers,tokenizers,safetensors,numpy,tqdm,huggingface_hub"
-REMASK = "training,refiner,drafter,bench"
+# remask's own packages travel with the tree; their imports are checked like the recipe's
+REMASK = "training,refiner,drafter,bench,backends"
 
 # Installed as sitecustomize.py in a child interpreter. Two records:
 # - DIRECT: every ``import X`` statement run by remask's own code (through builtins.__import__,
@@ -99,15 +100,17 @@ builtins.__import__ = _guarded_import
 sys.meta_path.insert(0, _First())
 '''
 
-# run after the imports under test: what came in, and who brought it
-# (modules an extension module puts into sys.modules itself were never asked for: no asker)
+# called after the imports under test: what came in, and who brought it (modules an
+# extension module puts into sys.modules itself were never asked for: they have no asker)
 REPORT = '''
 import json, sys
-g = sys.modules["sitecustomize"]
-loaded = {m.split(".")[0] for m in sys.modules} - g.PRELOADED
-by_remask = sorted(m for m in loaded if g._outside(m)
-                   and g.FIRST.get(m, "") in g.REMASK | {"__main__"})
-print(json.dumps({"direct": g.DIRECT, "by_remask": by_remask, "loaded": sorted(loaded)}))
+def report():
+    g = sys.modules["sitecustomize"]
+    loaded = {m.split(".")[0] for m in sys.modules} - g.PRELOADED
+    by_remask = sorted(m for m in loaded if g._outside(m)
+                       and g.FIRST.get(m, "") in g.REMASK | {"__main__"})
+    print(json.dumps({"direct": dict(g.DIRECT), "by_remask": by_remask,
+                      "loaded": sorted(loaded)}))
 '''
 
 
@@ -121,12 +124,12 @@ def guard_env(tmp: Path, mode: str, remask: str = REMASK) -> dict[str, str]:
     return env
 
 
-def imports_of(code: str, env: dict[str, str]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", code + REPORT], env=env, cwd=REPO,
+def imports_of(code: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    """The reports printed by ``report()`` calls in ``code``, run in a child interpreter."""
+    proc = subprocess.run([sys.executable, "-c", REPORT + code], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return report
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
 def test_the_recipe_imports_only_what_the_gpu_image_holds(tmp_path: Path) -> None:
@@ -136,13 +139,13 @@ def test_the_recipe_imports_only_what_the_gpu_image_holds(tmp_path: Path) -> Non
     # (a dependency) loaded before, is still caught
     (guard / "fakeremask.py").write_text("import json\nimport yaml\n")
     env = guard_env(guard, "record", remask=f"{REMASK},fakeremask")
-    report = imports_of("import training.gpu_recipe\n", env)
-    assert report["direct"] == {}, f"remask code imports packages the GPU image lacks: {report}"
-    assert report["by_remask"] == [], report
-    assert {"torch", "transformers", "yaml", "training", "refiner"} <= set(report["loaded"])
-    report = imports_of("import training.gpu_recipe\nimport fakeremask\n", env)
-    assert report["direct"] == {"yaml": "fakeremask"}
-    assert report["by_remask"] == []  # yaml came in through a dependency's own imports
+    recipe, fake = imports_of("import training.gpu_recipe\nreport()\n"
+                              "import fakeremask\nreport()\n", env)
+    assert recipe["direct"] == {}, f"remask code imports packages the GPU image lacks: {recipe}"
+    assert recipe["by_remask"] == [], recipe
+    assert {"torch", "transformers", "yaml", "training", "refiner"} <= set(recipe["loaded"])
+    assert fake["direct"] == {"yaml": "fakeremask"}
+    assert fake["by_remask"] == []  # yaml came in through a dependency's own imports
 
 
 def run_script(out: Path, *args: str, env: dict[str, str] | None = None
@@ -291,11 +294,15 @@ def test_other_settings_in_the_same_folder_are_refused_with_exit_1(
             "--tokenizer", str(toy_tokenizer), "--no-progress"]
     earlier = gpu_recipe.make_plan(gpu_recipe.parse_args([*argv, "--seq-len", "32"]), "cpu", 60)
     gpu_recipe.load_or_make_plan(tmp_path, earlier)
-    assert gpu_recipe.main([*argv, "--seq-len", "48"]) == 1
+    pack = tmp_path / "pack"
+    assert gpu_recipe.main([*argv, "--seq-len", "48", "--pack", str(pack)]) == 1
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("error: ") and "seq_len=32" in err
     assert "rerun with the same --seq-len" in err
     assert not (tmp_path / "drafter").exists()  # refused before any training
+    # what there is still comes back packed: the log that says why it stopped
+    with tarfile.open(fileobj=io.BytesIO((pack / f"{PACK_NAME}.000").read_bytes())) as tar:
+        assert {"recipe.jsonl", "plan.json"} <= set(tar.getnames())
 
 
 # ------------------------------------------------------------------------------------------
