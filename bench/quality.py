@@ -1,7 +1,10 @@
 """Pipeline quality on held-out text: infill by mode, code repair, prose repair.
 
-- infill: single-line and multi-line spans cut from held-out Python files, filled in each
-  mode (ar, diffusion, hybrid): exact match, share of files that still parse, mean latency;
+- infill: single-line and multi-line holes cut from held-out Python files, filled in each
+  mode (ar, diffusion, hybrid): exact match (as cut, and after whitespace normalisation),
+  share of files that still parse, mean and median latency. The holes come from the files
+  of whole held-out packages (``--infill-split held_out_packages``, code the models never
+  saw), spread over the packages and files, a few holes per file at most;
 - repair_code: held-out Python functions with 1-3 syntax-breaking corruptions: share that
   parses after repair, share restored exactly;
 - repair_prose: held-out prose paragraphs with word-level corruptions (deleted, swapped,
@@ -12,24 +15,43 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import random
+import re
 import statistics
 import sys
 import textwrap
 import time
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
 DEFAULT_CORPUS = Path("data/corpus")
+MODES = ("ar", "diffusion", "hybrid")
+HOLE_LINES = {"single_line": (1, 1), "multi_line": (2, 4)}  # lines per hole, inclusive
+INFILL_SPLITS = ("held_out_packages", "held_out")
+PREFIX_CHARS, SUFFIX_CHARS = 1500, 600  # context handed to infill (the workflow trims further)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refiner", type=Path, default=None, help="refiner directory (default: models/refiner)")
     p.add_argument("--drafter", type=Path, default=None, help="drafter directory (default: models/drafter)")
-    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="corpus with the held-out split")
-    p.add_argument("--infill-cases", type=int, default=24, help="spans per kind (single-line, multi-line)")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="corpus with the held-out splits")
+    p.add_argument("--infill-split", choices=INFILL_SPLITS, default="held_out_packages",
+                   help="held-out split the infill holes are cut from: held_out_packages (whole packages "
+                   "no model saw; the default) or held_out (files of the standard library)")
+    p.add_argument("--infill-single", type=int, default=200, help="single-line holes")
+    p.add_argument("--infill-multi", type=int, default=100, help="multi-line holes (2-4 lines)")
+    p.add_argument("--infill-cases", type=int, default=None,
+                   help="sets both --infill-single and --infill-multi (quick runs)")
+    p.add_argument("--infill-per-file", type=int, default=2,
+                   help="most holes of each kind cut from one file")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                   help="infill modes to measure (default: all three)")
     p.add_argument("--repair-cases", type=int, default=24)
     p.add_argument("--prose-cases", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
@@ -37,13 +59,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run only these parts (repeatable)")
 
 
-def held_out(corpus: Path, kind: str) -> list[str]:
-    from training.corpus import build_corpus, iter_documents
+def _ensure_corpus(corpus: Path) -> None:
+    from training.corpus import build_corpus
 
     if not (corpus / "manifest.json").exists():
         print(f"bench: building the corpus in {corpus} (first run)", file=sys.stderr)
         build_corpus(corpus)
+
+
+def held_out(corpus: Path, kind: str) -> list[str]:
+    """Texts of the file-level held-out split (the standard library's and prose)."""
+    from training.corpus import iter_documents
+
+    _ensure_corpus(corpus)
     return [d.text for d in iter_documents(corpus, "held_out", kind=kind)]
+
+
+def infill_documents(corpus: Path, split: str) -> tuple[str, list[Any]]:
+    """(split used, its code documents): ``split``, else ``held_out`` with a note on stderr
+    when the corpus has no code in ``split`` (a corpus built before issue 12)."""
+    from bench.models import has_split
+    from training.corpus import iter_documents
+
+    _ensure_corpus(corpus)
+    if split != "held_out" and not has_split(corpus, split, "code"):
+        print(f"bench quality: {corpus} has no code in the {split} split; infill holes are cut "
+              "from the held_out split instead", file=sys.stderr)
+        split = "held_out"
+    return split, list(iter_documents(corpus, split, kind="code"))
 
 
 def _parses(code: str) -> bool:
@@ -54,55 +97,156 @@ def _parses(code: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=2048)
+def _source_parses(code: str) -> bool:
+    """``_parses`` for corpus files, remembered: both kinds of hole filter the same files."""
+    return _parses(code)
+
+
+@dataclass(frozen=True)
+class InfillCase:
+    prefix: str
+    middle: str  # the text cut out: what a perfect infill inserts
+    suffix: str
+    doc_id: str = ""  # the corpus document it was cut from
+    package: str = ""  # that document's distribution ("" outside packages)
+
+
+def _hole(src: list[str], i: int, k: int) -> tuple[str, str, str]:
+    """(prefix, middle, suffix) for lines ``i .. i+k-1`` of ``src`` (lines with their ends).
+
+    The hole starts after the first line's indentation, as an editor's cursor would.
+    """
+    indent = len(src[i]) - len(src[i].lstrip())
+    prefix = "".join(src[:i]) + src[i][:indent]
+    middle = "".join(src[i:i + k])[indent:].rstrip("\n")
+    suffix = "\n" + "".join(src[i + k:])
+    return prefix[-PREFIX_CHARS:], middle, suffix[:SUFFIX_CHARS]
+
+
+def _starts(src: list[str], k: int, taken: Collection[int] = ()) -> list[int]:
+    """First lines of k non-blank lines, not the file's last, clear of lines in ``taken``."""
+    return [i for i in range(len(src) - k)
+            if all(src[j].strip() and j not in taken for j in range(i, i + k))]
+
+
 def infill_cases(files: list[str], n: int, lines: tuple[int, int], rng: random.Random) -> list[tuple[str, str, str]]:
-    """(prefix, middle, suffix) with the middle = 1 line or a few lines of code, files that parse."""
-    files = [f for f in files if _parses(f)]
+    """(prefix, middle, suffix) with the middle = 1 line or a few lines of code, files that
+    parse, drawn with replacement (``bench serve``'s requests; ``bench quality`` spreads its
+    holes with :func:`spread_infill_cases`)."""
+    files = [f for f in files if _source_parses(f)]
     out: list[tuple[str, str, str]] = []
     while len(out) < n:
         src = rng.choice(files).splitlines(keepends=True)
         k = rng.randint(*lines)
-        cands = [i for i in range(len(src) - k) if all(src[j].strip() for j in range(i, i + k))]
-        if not cands:
-            continue
-        i = rng.choice(cands)
-        indent = len(src[i]) - len(src[i].lstrip())
-        prefix = "".join(src[:i]) + src[i][:indent]
-        middle = "".join(src[i:i + k])[indent:].rstrip("\n")
-        suffix = "\n" + "".join(src[i + k:])
-        out.append((prefix[-1500:], middle, suffix[:600]))
+        cands = _starts(src, k)
+        if cands:
+            out.append(_hole(src, rng.choice(cands), k))
     return out
 
 
-def run_infill(cases: dict[str, list[tuple[str, str, str]]], refiner: Any, drafter: Any, seed: int) -> dict[str, Any]:
+def spread_infill_cases(docs: Sequence[Any], n: int, lines: tuple[int, int], rng: random.Random,
+                        per_file: int = 2) -> list[InfillCase]:
+    """``n`` holes of ``lines`` lines from the documents that parse, spread evenly.
+
+    Packages take turns (documents outside packages form one group), each turn cutting a
+    hole from the package's next file in a seeded order; a file gives at most ``per_file``
+    holes, which never overlap. So 200 holes from six packages are about 33 from each, from
+    as many files as the package has, and no file's style dominates a figure. Fewer than
+    ``n`` cases come back (with a note on stderr) when the files run out.
+    """
+    if per_file < 1:
+        raise ValueError(f"--infill-per-file must be at least 1, got {per_file}")
+    groups: dict[str, list[Any]] = {}
+    for d in sorted(docs, key=lambda d: d.id):
+        if _source_parses(d.text):
+            groups.setdefault(d.package, []).append(d)
+    for files in groups.values():
+        rng.shuffle(files)
+    turns = dict.fromkeys(groups, 0)
+    taken: dict[str, set[int]] = {}
+    out: list[InfillCase] = []
+    while len(out) < n and turns:
+        for package in sorted(turns):
+            files, turn = groups[package], turns[package]
+            if turn >= per_file * len(files):
+                del turns[package]  # every file of the package has given its share
+                continue
+            turns[package] = turn + 1
+            doc = files[turn % len(files)]
+            src = doc.text.splitlines(keepends=True)
+            k = rng.randint(*lines)
+            cands = _starts(src, k, taken.setdefault(doc.id, set()))
+            if not cands:
+                continue
+            i = rng.choice(cands)
+            taken[doc.id].update(range(i, i + k))
+            out.append(InfillCase(*_hole(src, i, k), doc_id=doc.id, package=package))
+            if len(out) >= n:
+                break
+    if len(out) < n:
+        print(f"bench quality: only {len(out)} holes of {lines[0]}-{lines[1]} lines fit "
+              f"(--infill-per-file {per_file}); asked for {n}", file=sys.stderr)
+    return out
+
+
+def normalise(code: str) -> str:
+    """``code`` without trailing spaces, blank lines, or runs of blanks inside a line; the
+    indentation is kept (it is Python's syntax)."""
+    out = []
+    for line in code.splitlines():
+        body = line.lstrip(" \t")
+        if body.strip():
+            out.append(line[:len(line) - len(body)] + re.sub(r"[ \t]+", " ", body.rstrip()))
+    return "\n".join(out)
+
+
+def draw_summary(cases: Sequence[InfillCase]) -> dict[str, Any]:
+    """How the holes spread: cases, distinct files, the largest share of one file, per package."""
+    per_file = Counter(c.doc_id for c in cases)
+    return {"cases": len(cases), "files": len(per_file),
+            "most_from_one_file": max(per_file.values(), default=0),
+            "packages": dict(sorted(Counter(c.package or "(none)" for c in cases).items()))}
+
+
+def run_infill(cases: dict[str, list[InfillCase]], refiner: Any, drafter: Any, seed: int,
+               modes: Sequence[str] = MODES) -> dict[str, Any]:
     """Each case in every mode in turn (after one untimed call per mode), so a busy shared
     CPU slows the modes alike and the latency ratios between them hold."""
     from workflows.infill import InfillParams, infill
-
-    modes = ("ar", "diffusion", "hybrid")
 
     def params(mode: str, kind: str) -> Any:
         return InfillParams(mode=mode, max_tokens=32 if kind == "single_line" else 96, seed=seed,
                             stop=["\n"] if kind == "single_line" else [])
 
-    first = next(iter(cases.values()))[0]
-    for mode in modes:
-        infill(first[0], first[2], params(mode, "single_line"), refiner, drafter)  # warm-up
     out: dict[str, Any] = {mode: {} for mode in modes}
+    first = next((c for items in cases.values() for c in items), None)
+    if first is None:
+        return out
+    for mode in modes:
+        infill(first.prefix, first.suffix, params(mode, "single_line"), refiner, drafter)  # warm-up
     for kind, items in cases.items():
+        if not items:
+            continue
         exact = dict.fromkeys(modes, 0)
+        loose = dict.fromkeys(modes, 0)
         parse = dict.fromkeys(modes, 0)
         lat: dict[str, list[float]] = {m: [] for m in modes}
-        for prefix, middle, suffix in items:
+        for case in items:
             for mode in modes:
                 t0 = time.perf_counter()
-                res = infill(prefix, suffix, params(mode, kind), refiner, drafter)
+                res = infill(case.prefix, case.suffix, params(mode, kind), refiner, drafter)
                 lat[mode].append(time.perf_counter() - t0)
-                exact[mode] += res.text.strip() == middle.strip()
-                parse[mode] += _parses(prefix + res.text + suffix)
+                exact[mode] += res.text.strip() == case.middle.strip()
+                loose[mode] += normalise(res.text) == normalise(case.middle)
+                parse[mode] += _parses(case.prefix + res.text + case.suffix)
         for mode in modes:
-            out[mode][kind] = {"exact_match": round(100 * exact[mode] / len(items), 1),
+            out[mode][kind] = {"cases": len(items),
+                               "exact_match": round(100 * exact[mode] / len(items), 1),
+                               "exact_match_normalised": round(100 * loose[mode] / len(items), 1),
                                "parses": round(100 * parse[mode] / len(items), 1),
-                               "mean_latency_ms": round(1000 * statistics.mean(lat[mode]), 1)}
+                               "mean_latency_ms": round(1000 * statistics.mean(lat[mode]), 1),
+                               "p50_latency_ms": round(1000 * statistics.median(lat[mode]), 1)}
     return out
 
 
@@ -127,8 +271,6 @@ def corrupt_code(code: str, k: int, rng: random.Random) -> str | None:
                 i = rng.choice(pos)
                 out = out[:i] + out[i + 1:]
         elif kind == "delete_keyword":
-            import re
-
             ms = list(re.finditer(r"\b(def|return|if|for|in|import|class|while)\b ?", out))
             if ms:
                 m = rng.choice(ms)
@@ -228,7 +370,19 @@ def run_repair_prose(docs: list[str], n: int, refiner: Any, rng: random.Random) 
             "reduction": round(1 - a / b, 3) if b else 0.0}
 
 
+def _hole_counts(args: argparse.Namespace) -> dict[str, int]:
+    single = args.infill_single if args.infill_cases is None else args.infill_cases
+    multi = args.infill_multi if args.infill_cases is None else args.infill_cases
+    for flag, n in (("--infill-single", single), ("--infill-multi", multi)):
+        if n < 0:
+            raise ValueError(f"{flag} must not be negative, got {n}")
+    if single + multi == 0:
+        raise ValueError("--infill-single and --infill-multi are both 0: no infill holes to measure")
+    return {"single_line": single, "multi_line": multi}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.models import trained_on
     from workflows.engines import load_drafter, load_refiner
 
     only = set(args.only or ["infill", "repair_code", "repair_prose"])
@@ -237,17 +391,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         """One stream per part, so ``--only PART`` measures the cases of the full run."""
         return random.Random(f"{args.seed}:{part}")
 
+    counts = _hole_counts(args) if "infill" in only else {}
     refiner = load_refiner(args.refiner)
     out: dict[str, Any] = {"refiner": refiner.path}
-    code = held_out(args.corpus, "code")
     if "infill" in only:
         drafter = load_drafter(args.drafter)
         out["drafter"] = drafter.path
-        cases = {"single_line": infill_cases(code, args.infill_cases, (1, 1), rng("single_line")),
-                 "multi_line": infill_cases(code, args.infill_cases, (2, 4), rng("multi_line"))}
-        out["infill"] = run_infill(cases, refiner, drafter, args.seed)
+        # which device trained each model: issue 12 sets a higher bar for GPU-trained ones
+        out["trained_on"] = {name: trained_on(Path(path)) if path else None
+                             for name, path in (("drafter", drafter.path), ("refiner", refiner.path))}
+        split, docs = infill_documents(args.corpus, args.infill_split)
+        cases = {kind: spread_infill_cases(docs, counts[kind], HOLE_LINES[kind], rng(kind),
+                                           args.infill_per_file)
+                 for kind in HOLE_LINES}
+        out["infill_split"] = split
+        out["infill_draw"] = {kind: draw_summary(items) for kind, items in cases.items()}
+        out["infill"] = run_infill(cases, refiner, drafter, args.seed, tuple(args.modes))
     if "repair_code" in only:
-        out["repair_code"] = run_repair_code(code, args.repair_cases, refiner, rng("repair_code"))
+        out["repair_code"] = run_repair_code(held_out(args.corpus, "code"), args.repair_cases,
+                                             refiner, rng("repair_code"))
     if "repair_prose" in only:
         out["repair_prose"] = run_repair_prose(held_out(args.corpus, "prose"), args.prose_cases, refiner, rng("repair_prose"))
     return out
