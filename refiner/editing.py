@@ -5,6 +5,12 @@ A document is a list of token ids; an edit replaces the token span [start, end) 
 side of a group of nearby spans are fed to the model, so revising a few tokens of a long
 document costs about as much as in a short one; all windows of all documents go through
 the sampler as one padded batch.
+
+No row is ever longer than the predictor's ``max_length`` (the context it was trained on):
+a window's context shrinks to fit it, a side cut short by the document's edge giving its
+room to the other side, and ``window=None`` means "as much context as fits" rather than
+"the whole document" whenever the document does not fit. Only a single span longer than
+the model's context is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -84,28 +90,47 @@ def _validate(doc: Sequence[int], edits: Sequence[SpanEdit]) -> list[SpanEdit]:
 def plan_windows(
     doc_index: int, doc_len: int, edits: Sequence[SpanEdit], window: int | None, max_width: int | None = None
 ) -> list[_Window]:
-    """Group spans whose contexts would overlap into one window; None = the whole document.
+    """Group nearby spans into windows, each row (context + new span lengths) <= ``max_width``.
 
-    A group stops growing before its row (context + new span lengths) would pass
-    ``max_width``; the next span then starts a window of its own.
+    window: context tokens wanted on each side of a group; None: as many as fit (the whole
+    document when it fits). A span joins the previous group when the gap between them is at
+    most ``2 * window`` and the grown row still leaves ``min(window, max_width // 4)`` tokens
+    of context on each side; otherwise it starts a window of its own. Each window then takes
+    up to ``window`` tokens per side, as many as ``max_width`` leaves.
     """
-    if window is None:
-        return [_Window(doc_index, 0, doc_len, list(edits))] if edits else []
+    if not edits:
+        return []
+    reach = doc_len if window is None else window
+    floor = reach if max_width is None else min(reach, max_width // 4)
     groups: list[_Window] = []
-    width = 0
+    cores: list[int] = []  # row width of each group's spans and the text between them
     for e in edits:
-        added = e.length + (e.start - groups[-1].edits[-1].end if groups else 0)
-        fits = max_width is None or width + added + 2 * window <= max_width
-        if groups and e.start - groups[-1].edits[-1].end <= 2 * window and fits:
-            groups[-1].edits.append(e)
-            width += added
-        else:
-            groups.append(_Window(doc_index, 0, 0, [e]))
-            width = e.length
-    for g in groups:
-        g.start = max(0, g.edits[0].start - window)
-        g.end = min(doc_len, g.edits[-1].end + window)
+        if groups:
+            gap = e.start - groups[-1].edits[-1].end
+            grown = cores[-1] + gap + e.length
+            if gap <= 2 * reach and (max_width is None or grown + 2 * floor <= max_width):
+                groups[-1].edits.append(e)
+                cores[-1] = grown
+                continue
+        groups.append(_Window(doc_index, 0, 0, [e]))
+        cores.append(e.length)
+    for g, core in zip(groups, cores):
+        first, last = g.edits[0].start, g.edits[-1].end
+        room = None if max_width is None else max_width - core
+        left, right = split_room(min(reach, first), min(reach, doc_len - last), room)
+        g.start, g.end = first - left, last + right
     return groups
+
+
+def split_room(want_left: int, want_right: int, room: int | None) -> tuple[int, int]:
+    """Context tokens for each side: both wishes when they fit ``room`` (None: unbounded),
+    else half each, a side that wants less giving the rest to the other."""
+    if room is None or want_left + want_right <= room:
+        return want_left, want_right
+    room = max(room, 0)
+    left = min(want_left, room // 2)
+    right = min(want_right, room - left)
+    return min(want_left, room - right), right
 
 
 def fill_spans(
@@ -121,7 +146,9 @@ def fill_spans(
     """Denoise every span of every document in one batched sampler run.
 
     ``edits[i]`` are the spans of ``docs[i]``. Returns one :class:`EditResult` per document
-    with spans spliced back; filler tokens predicted inside a span are dropped.
+    with spans spliced back; filler tokens predicted inside a span are dropped. ``window``:
+    context tokens on each side of a group of spans; None: as many as the model's context
+    holds (see :func:`plan_windows`). Raises ``ValueError`` for a span longer than that.
     """
     if len(docs) != len(edits):
         raise ValueError(f"{len(docs)} documents but {len(edits)} edit lists")
@@ -206,9 +233,7 @@ def infill(
     """Fill ``length`` tokens between ``left`` and ``right`` context."""
     if length <= 0:
         raise ValueError(f"length must be at least 1, got {length}")
-    doc = list(left) + list(right)
-    res = fill_spans(predictor, [doc], [[SpanEdit(len(left), len(left), length)]], pad_id, window, config, filler_id)
-    return res[0].spans[0]
+    return infill_variable(predictor, left, right, [length], pad_id, window, config, filler_id)[0]
 
 
 def infill_variable(
@@ -224,15 +249,24 @@ def infill_variable(
     """Try several span lengths in one batch; return the candidates best-scored first.
 
     The score is the mean log-probability of the committed tokens (fillers included, since a
-    confident filler says the span is too long). Fillers are dropped from the text.
+    confident filler says the span is too long). Fillers are dropped from the text. Every
+    candidate sees the same context: ``window`` tokens per side (None: all), cut to what the
+    model's context leaves beside the longest candidate, so the scores compare like with like.
     """
     if not lengths:
         raise ValueError("give at least one candidate length")
-    doc = list(left) + list(right)
+    if min(lengths) <= 0:
+        raise ValueError(f"length must be at least 1, got {min(lengths)}")
+    room = None if predictor.max_length is None else predictor.max_length - max(lengths)
+    reach = max(len(left), len(right)) if window is None else window
+    n_left, n_right = split_room(min(reach, len(left)), min(reach, len(right)), room)
+    doc = list(left)[len(left) - n_left :] + list(right)[:n_right]
     docs = [doc] * len(lengths)
-    edits = [[SpanEdit(len(left), len(left), n)] for n in lengths]
-    res = fill_spans(predictor, docs, edits, pad_id, window, config, filler_id)
-    return sorted((r.spans[0] for r in res), key=lambda s: s.score, reverse=True)
+    edits = [[SpanEdit(n_left, n_left, n)] for n in lengths]
+    res = fill_spans(predictor, docs, edits, pad_id, None, config, filler_id)
+    at = len(left)  # report the span where it sits between the whole left and right
+    spans = [replace(r.spans[0], edit=SpanEdit(at, at, r.spans[0].edit.length)) for r in res]
+    return sorted(spans, key=lambda s: s.score, reverse=True)
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,6 +280,10 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, attn
 
 
+# float32 logits held at once while scoring: (rows, width, vocab) stays under 256 MB
+_MAX_LOGITS = 1 << 26
+
+
 @torch.inference_mode()
 def window_scores(
     predictor: MaskPredictor,
@@ -255,33 +293,73 @@ def window_scores(
     pad_id: int,
     stride: int | None = None,
 ) -> torch.Tensor:
-    """Log-probability of every token of a long document, chunk by chunk, in one batch: (L,).
+    """Log-probability of every token of a long document, chunk by chunk: (L,).
 
     Each chunk [lo, hi) is fed with ``context`` tokens of its neighbours so a token at a cut
     still sees both sides. stride None: the text as it stands (cheap; meaningful for a
     refiner trained with edit noise). stride k: k rows per chunk, row j masking the tokens
     i with i % k == j, a pseudo-likelihood in which no token vouches for itself.
+
+    No row passes the predictor's ``max_length``: the context shrinks to fit, and a chunk
+    too long to keep ``min(context, max_length // 4)`` tokens of it on each side is cut into
+    equal pieces that do (see :func:`fit_chunks`).
     """
     phases = list(range(stride)) if stride else [None]
     rows, spans = [], []
-    for lo, hi in chunks:
-        a, b = max(0, lo - context), min(len(ids), hi + context)
+    for lo, hi, a, b in fit_chunks(chunks, context, len(ids), predictor.max_length):
         for j in phases:
             row = [predictor.mask_token_id if j is not None and i % stride == j else ids[i]  # type: ignore[operator]
                    for i in range(a, b)]
             rows.append(row)
             spans.append((a, lo, hi, j))
-    x, attn = pad_batch(rows, pad_id)
-    truth, _ = pad_batch([ids[a : a + len(r)] for r, (a, _, _, _) in zip(rows, spans)], pad_id)
-    device = getattr(predictor, "device", torch.device("cpu"))
-    logits = predictor(x.to(device), attn.to(device)).float().cpu()
-    logp = torch.log_softmax(logits, -1).gather(-1, truth[..., None]).squeeze(-1)  # (N, W)
     out = torch.zeros(len(ids))
+    if not rows:
+        return out
+    device = getattr(predictor, "device", torch.device("cpu"))
+    width = max(len(r) for r in rows)
+    per_pass = max(1, _MAX_LOGITS // (width * _vocab_guess(predictor)))
     pos = torch.arange(len(ids))
-    for r, (a, lo, hi, j) in enumerate(spans):
-        keep = torch.ones(hi - lo, dtype=torch.bool) if j is None else (pos[lo:hi] % stride == j)  # type: ignore[operator]
-        out[lo:hi] += logp[r, lo - a : hi - a] * keep
+    for first in range(0, len(rows), per_pass):
+        part, part_spans = rows[first : first + per_pass], spans[first : first + per_pass]
+        x, attn = pad_batch(part, pad_id)
+        truth, _ = pad_batch([ids[a : a + len(r)] for r, (a, _, _, _) in zip(part, part_spans)], pad_id)
+        logits = predictor(x.to(device), attn.to(device)).float().cpu()
+        logp = torch.log_softmax(logits, -1).gather(-1, truth[..., None]).squeeze(-1)  # (N, W)
+        for r, (a, lo, hi, j) in enumerate(part_spans):
+            keep = torch.ones(hi - lo, dtype=torch.bool) if j is None else (pos[lo:hi] % stride == j)  # type: ignore[operator]
+            out[lo:hi] += logp[r, lo - a : hi - a] * keep
     return out
+
+
+def fit_chunks(
+    chunks: Sequence[tuple[int, int]], context: int, doc_len: int, max_length: int | None
+) -> list[tuple[int, int, int, int]]:
+    """``(lo, hi, a, b)`` per row: score tokens [lo, hi) from the fed tokens [a, b).
+
+    Rows are at most ``max_length`` long (None: unbounded). A chunk longer than
+    ``max_length - 2 * min(context, max_length // 4)`` is cut into equal pieces, so each
+    keeps that much context per side where the document has it.
+    """
+    out = []
+    for lo, hi in chunks:
+        if hi <= lo:
+            continue
+        if max_length is None:
+            out.append((lo, hi, max(0, lo - context), min(doc_len, hi + context)))
+            continue
+        longest = max(1, max_length - 2 * min(context, max_length // 4))
+        n_pieces = -(-(hi - lo) // longest)  # ceil
+        cuts = [lo + (hi - lo) * k // n_pieces for k in range(n_pieces + 1)]
+        for p_lo, p_hi in itertools.pairwise(cuts):
+            left, right = split_room(min(context, p_lo), min(context, doc_len - p_hi), max_length - (p_hi - p_lo))
+            out.append((p_lo, p_hi, p_lo - left, p_hi + right))
+    return out
+
+
+def _vocab_guess(predictor: MaskPredictor) -> int:
+    """The output width of the predictor, for sizing batches (a large guess when unknown)."""
+    config = getattr(getattr(predictor, "model", None), "config", None)
+    return int(getattr(config, "vocab_size", 0) or 1 << 16)
 
 
 def token_scores(
@@ -289,8 +367,9 @@ def token_scores(
     ids: Sequence[int],
     stride: int | None = None,
 ) -> torch.Tensor:
-    """Log-probability the refiner gives each existing token of a short document: (L,).
+    """Log-probability the refiner gives each existing token of a document: (L,).
 
-    The whole document is one chunk; see :func:`window_scores` for ``stride``.
+    The whole document is one chunk when it fits the model; a longer one is cut into pieces
+    with context on both sides (see :func:`window_scores` for ``stride``).
     """
-    return window_scores(predictor, ids, [(0, len(ids))], 0, pad_id=0, stride=stride)
+    return window_scores(predictor, ids, [(0, len(ids))], len(ids), pad_id=0, stride=stride)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_chec
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
+from backends.weights import check_weights
 from refiner.model import MODEL_TYPE, RefinerModel
 from refiner.tokens import SpecialIds, special_ids
 
@@ -173,7 +174,12 @@ def load_predictor(
 
     ``kind="auto"`` reads ``config.json``: the native refiner, LLaDA-style and Dream-style
     checkpoints (both loaded with ``trust_remote_code``), else any ``AutoModelForMaskedLM``.
-    The mask id always comes from the config or the tokenizer, never from a constant.
+    The mask id always comes from the config or the tokenizer, never from a constant, and
+    ``max_length`` from the config's ``max_position_embeddings``: the context the model was
+    trained on, which no caller feeds it more of. Weights stored in another dtype or in
+    shards are loaded and cast to ``dtype``. Raises ``FileNotFoundError`` for a missing
+    directory, weights or shard, :class:`~backends.weights.WeightsError` (a ``ValueError``)
+    naming a weight file that is corrupt or cut short.
     ``backend="onnx"`` runs the network in ONNX Runtime instead, from an export cached in
     ``<path>/onnx`` (built from the torch weights when missing or stale; see
     :mod:`refiner.onnx_backend`).
@@ -192,6 +198,9 @@ def load_predictor(
         tokenizer = None  # a bare model directory; ids must then come from the config
     config = AutoConfig.from_pretrained(path, trust_remote_code=remote)
     special = special_ids(tokenizer, config)  # before loading weights: fail fast
+    check_weights(path)  # a missing or broken weight file is named here, not in safetensors
+    # weights may be stored in bfloat16 or float16 (and sharded): ``dtype`` casts them to the
+    # compute dtype, float32 by default, as CPUs compute and the samplers compare in float32
     if kind in ("native", "masked_lm"):
         model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype)
     else:

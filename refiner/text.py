@@ -49,9 +49,12 @@ class TextRefiner:
         predictor: MaskPredictor,
         tokenizer: Any,
         special: SpecialIds | None = None,
-        window: int | None = 64,
+        window: int | None = None,
         config: SamplerConfig | None = None,
     ) -> None:
+        """``window``: context tokens fed on each side of a span; None (the default): as many
+        as the model's context holds around it (the whole text when it fits), which is what
+        the model was trained on (see :func:`refiner.editing.plan_windows`)."""
         self.predictor = predictor
         self.tokenizer = tokenizer
         self.special = special or getattr(predictor, "special", None) or special_ids(tokenizer)
