@@ -33,8 +33,10 @@ def _check_dir(path: Path, what: str, train_cmd: str) -> None:
         )
 
 
-def load_refiner(path: str | Path | None = None, device: str = "cpu", window: int = 64,
+def load_refiner(path: str | Path | None = None, device: str = "cpu", window: int | None = None,
                  backend: str = "torch") -> TextRefiner:
+    """The refiner in ``path``. ``window``: context tokens per side of a span when a caller
+    gives none; None: as many as the model's trained context holds."""
     p = Path(path) if path is not None else DEFAULT_REFINER
     _check_dir(p, "refiner", "remask train refiner")
     return TextRefiner.from_pretrained(p, device=device, backend=backend, window=window)

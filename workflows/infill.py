@@ -43,10 +43,13 @@ class InfillParams(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     stop: list[str] = Field(default_factory=list, description="strings that end the draft")
     seed: int | None = Field(None, description="makes sampling reproducible")
-    window: int = Field(64, ge=1, le=4096, description="refiner context tokens on each side of a span")
+    window: int | None = Field(None, ge=1, le=4096, description="refiner context tokens on each side of a span; "
+                               "null: as many as the refiner's trained context holds beside the span")
     cache: bool = Field(True, description="approximate context cache: later denoising steps run only the span (3.4x faster in `remask bench sampler`)")
-    context_tokens: int = Field(256, ge=16, le=1 << 20, description="most drafter tokens of prefix + suffix "
-                                "(the text nearest the cursor is kept): the draft's cost grows with it")
+    context_tokens: int | None = Field(None, ge=16, le=1 << 20, description="most drafter tokens of prefix + suffix "
+                                       "(the text nearest the cursor is kept): the draft's cost grows with it; null: "
+                                       "the drafter's trained context less the prompt's control tokens and "
+                                       "max_tokens (at most half the context) for the middle")
 
 
 @dataclass
@@ -153,14 +156,39 @@ def _draft(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> Any:
     return draft_many([(prefix, suffix, params)], drafter)[0]
 
 
+# drafter context when its config states none (a model with no position limit)
+UNBOUNDED_CONTEXT_TOKENS = 1024
+
+
 def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> tuple[str, str]:
-    """The prefix and suffix the drafter sees: at most ``params.context_tokens`` tokens, and
-    room left in its context for the sentinels (and a start token) and the middle itself."""
-    budget = params.context_tokens
+    """The prefix and suffix the drafter sees, nearest the hole first.
+
+    The FIM prompt (control tokens, prefix, suffix) leaves room in the drafter's trained
+    context for ``max_tokens`` of middle, or half the context if that is less (a longer
+    middle stops at the context's end); ``params.context_tokens`` caps the text further
+    when given. The default uses the whole context because that is what the model was
+    trained on: a 512-token drafter fed 256 tokens sees half of what it could. The prompt is
+    built and measured, since trimming counts the tokenizer's tokens and the prompt's
+    encoding can differ at the edges; whatever is returned makes a prompt that fits.
+    """
     ctx = getattr(drafter, "context_length", None)
-    if ctx:
-        budget = min(budget, ctx - params.max_tokens - 8)
-    return fit_context(prefix, suffix, drafter.tokenizer, budget)
+    if not ctx:
+        budget = params.context_tokens or UNBOUNDED_CONTEXT_TOKENS
+        return fit_context(prefix, suffix, drafter.tokenizer, budget)
+    overhead = len(drafter.fim_prompt("", "").ids)
+    limit = ctx - min(params.max_tokens, ctx // 2)  # longest prompt that leaves the middle its room
+    if overhead >= limit:
+        raise ValueError(f"the drafter's context of {ctx} tokens has no room for a FIM prompt "
+                         f"({overhead} control tokens) and a middle")
+    budget = limit - overhead
+    if params.context_tokens is not None:
+        budget = min(budget, params.context_tokens)
+    while True:
+        p, s = fit_context(prefix, suffix, drafter.tokenizer, budget)
+        excess = len(drafter.fim_prompt(p, s).ids) - limit
+        if excess <= 0 or budget == 0:
+            return p, s
+        budget = max(0, budget - excess)
 
 
 def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Any) -> list[Any]:
@@ -195,6 +223,9 @@ def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefi
     left, _ = refiner.encode(prefix)
     right, _ = refiner.encode(suffix)
     n = params.max_tokens
+    max_len = refiner.predictor.max_length
+    if max_len is not None:  # the span and its context share the model's context: keep half for context
+        n = min(n, max(1, max_len // 2))
     lengths = sorted({max(1, n // 4), max(1, n // 2), n})
     sp = refiner.special
     ranked = infill_variable(refiner.predictor, left, right, lengths, pad_id=int(sp.pad or 0),
