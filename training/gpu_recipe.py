@@ -296,7 +296,8 @@ def train_model(
 def training_figures(info: dict[str, Any]) -> dict[str, Any]:
     """The figures of ``training.json`` a summary needs."""
     return {k: info.get(k) for k in ("steps", "tokens_seen", "tokens_per_s", "wall_time_s",
-                                     "final_train_loss", "final_held_out")}
+                                     "final_train_loss", "final_held_out",
+                                     "final_held_out_pkg")}
 
 
 def held_out_figures(

@@ -213,6 +213,7 @@ def test_the_run_trains_both_models_and_they_load(recipe_run: Any) -> None:
     assert info["drafter"]["command"].startswith(f"scripts/train_gpu.sh {out}")
     summary = read_json(out / "summary.json")
     assert summary["models"]["refiner"]["steps"] == info["refiner"]["steps"]
+    assert summary["models"]["drafter"]["final_held_out_pkg"]["loss"] > 0  # whole packages
     assert set(summary["seconds"]) >= {"corpus", "plan", "drafter", "refiner", "eval", "export"}
     assert '"held_out_packages"' in proc.stdout  # the summary printed at the end
     assert (out / "recipe.log").read_text(encoding="utf-8").startswith(proc.stdout)
