@@ -45,8 +45,9 @@ EXPORTER = "torchscript"
 EXPORT_DIR = "onnx"
 MODEL_FILE = "model.onnx"
 META_FILE = "export.json"
-# files whose bytes define the network: a change to any of them makes an export stale
-_SOURCE_GLOBS = ("config.json", "*.safetensors", "*.bin", "*.pt", "*.pth")
+# files whose bytes define the network: a change to any of them makes an export stale (a
+# sharded save's index too: it says which shard holds which tensor)
+_SOURCE_GLOBS = ("config.json", "*.safetensors", "*.safetensors.index.json", "*.bin", "*.pt", "*.pth")
 
 Device = Literal["auto", "cpu", "cuda"]
 OptLevel = Literal["disable", "basic", "extended", "all"]

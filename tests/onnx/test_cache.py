@@ -128,3 +128,20 @@ def test_session_options() -> None:
     assert session_options().intra_op_num_threads == ort_backend.default_threads()
     with pytest.raises(ValueError, match="optimisation level"):
         session_options(optimization="max")  # type: ignore[arg-type]
+
+
+def test_the_digest_covers_every_shard_and_the_index(tmp_path: Path) -> None:
+    from refiner.model import RefinerModel, refiner_config
+
+    torch.manual_seed(0)
+    RefinerModel(refiner_config("tiny")).to(torch.bfloat16).save_pretrained(tmp_path, max_shard_size="10KB")
+    shards = sorted(tmp_path.glob("model-*-of-*.safetensors"))
+    index = tmp_path / "model.safetensors.index.json"
+    assert len(shards) > 1 and index.is_file()
+    before = ort_backend.weights_digest(tmp_path)
+    index.write_text(index.read_text() + "\n")
+    after_index = ort_backend.weights_digest(tmp_path)
+    data = bytearray(shards[-1].read_bytes())
+    data[-1] ^= 1  # one bit of one tensor in the last shard
+    shards[-1].write_bytes(bytes(data))
+    assert len({before, after_index, ort_backend.weights_digest(tmp_path)}) == 3
