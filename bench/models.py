@@ -4,7 +4,8 @@ accuracy at three mask ratios, and how well its confidence finds corrupted token
 Two held-out sets, each on code and on prose:
 
 - ``held_out`` (the top-level figures, comparable with earlier runs): files of the standard
-  library and documents held out file by file, siblings of the training files;
+  library and documents held out file by file, siblings of the training files (the files
+  of trained-on packages this split also holds are left out: they were not in it before);
 - ``held_out_packages`` (the ``"packages"`` block): every file of a few whole installed
   packages no model was trained on, code written by other projects. Issue 12's targets
   are read from this block.
@@ -111,20 +112,32 @@ def _ensure_corpus(corpus: Path) -> None:
         build_corpus(corpus)
 
 
-def windows(corpus: Path, tokenizer_dir: Path, split: str, kind: str, seq_len: int,
-            n: int) -> torch.Tensor | None:
-    """``n`` windows (n, seq_len) spread evenly over the token stream of one split and kind.
+def _stream(corpus: Path, tokenizer_dir: Path, split: str, kind: str,
+            outside_packages: bool) -> np.ndarray | None:
+    """The (N,) token stream of a split and kind: documents joined by EOS, as in training.
 
-    The stream (documents joined by EOS) comes from the corpus's token cache, so a second run
-    reads it instead of tokenising again. None when the split has no documents of the kind or
-    fewer tokens than one window.
+    A whole split comes from the corpus's token cache (a second run reads it instead of
+    tokenising again); ``outside_packages`` keeps the documents of no package, tokenised here
+    (a few hundred KB). None when no document matches.
     """
-    from training.data import token_stream
+    from training.corpus import iter_documents
+    from training.data import token_stream, tokenize_documents
+    from training.tokenizer import load_tokenizer
 
     if not has_split(corpus, split, kind):
         return None
-    stream = token_stream(corpus, tokenizer_dir, split, kind)
-    if len(stream) < seq_len:
+    if not outside_packages:
+        return token_stream(corpus, tokenizer_dir, split, kind)
+    texts = [d.text for d in iter_documents(corpus, split, kind) if not d.package]
+    return tokenize_documents(texts, load_tokenizer(tokenizer_dir)) if texts else None
+
+
+def windows(corpus: Path, tokenizer_dir: Path, split: str, kind: str, seq_len: int, n: int,
+            outside_packages: bool = False) -> torch.Tensor | None:
+    """``n`` windows (n, seq_len) spread evenly over the token stream of one split and kind;
+    None when it has no documents of the kind or fewer tokens than one window."""
+    stream = _stream(corpus, tokenizer_dir, split, kind, outside_packages)
+    if stream is None or len(stream) < seq_len:
         return None
     starts = np.linspace(0, len(stream) - seq_len, num=n).astype(np.int64)
     rows = np.stack([np.asarray(stream[s : s + seq_len]) for s in starts.tolist()])
@@ -196,13 +209,18 @@ def _loss_figures(loss: float) -> dict[str, float]:
 
 def _by_split(path: Path, corpus: Path, seq_len: int, n: int,
               figures: Callable[[torch.Tensor], Any]) -> dict[str, dict[str, Any]]:
-    """``{split: {kind: figures}}`` for both held-out splits; kinds without text are absent."""
+    """``{split: {kind: figures}}`` for both held-out splits; kinds without text are absent.
+
+    ``held_out`` is read without its files of packages that were trained on (the corpus holds
+    out a share of their files too): what remains is the set held out before packages joined
+    the corpus, so its figures compare with earlier runs.
+    """
     _ensure_corpus(corpus)
     out: dict[str, dict[str, Any]] = {}
     for split in (HELD_OUT, HELD_OUT_PACKAGES):
         out[split] = {}
         for kind in KINDS:
-            batch = windows(corpus, path, split, kind, seq_len, n)
+            batch = windows(corpus, path, split, kind, seq_len, n, outside_packages=split == HELD_OUT)
             if batch is not None:
                 out[split][kind] = figures(batch)
     if not out[HELD_OUT_PACKAGES]:

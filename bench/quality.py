@@ -68,16 +68,19 @@ def _ensure_corpus(corpus: Path) -> None:
 
 
 def held_out(corpus: Path, kind: str) -> list[str]:
-    """Texts of the file-level held-out split (the standard library's and prose)."""
+    """Texts of the file-level held-out split outside packages: the standard library's files
+    and the prose held out before packages joined the corpus (its held-out files of trained-on
+    packages are left out), so the benchmarks drawing from it keep measuring the same text."""
     from training.corpus import iter_documents
 
     _ensure_corpus(corpus)
-    return [d.text for d in iter_documents(corpus, "held_out", kind=kind)]
+    return [d.text for d in iter_documents(corpus, "held_out", kind=kind) if not d.package]
 
 
 def infill_documents(corpus: Path, split: str) -> tuple[str, list[Any]]:
     """(split used, its code documents): ``split``, else ``held_out`` with a note on stderr
-    when the corpus has no code in ``split`` (a corpus built before issue 12)."""
+    when the corpus has no code in ``split`` (a corpus built before issue 12). ``held_out``
+    is read as :func:`held_out` reads it: without files of packages."""
     from bench.models import has_split
     from training.corpus import iter_documents
 
@@ -86,7 +89,8 @@ def infill_documents(corpus: Path, split: str) -> tuple[str, list[Any]]:
         print(f"bench quality: {corpus} has no code in the {split} split; infill holes are cut "
               "from the held_out split instead", file=sys.stderr)
         split = "held_out"
-    return split, list(iter_documents(corpus, split, kind="code"))
+    docs = iter_documents(corpus, split, kind="code")
+    return split, [d for d in docs if split != "held_out" or not d.package]
 
 
 def _parses(code: str) -> bool:

@@ -46,7 +46,7 @@ def prose(i: int) -> str:
 def write_corpus(root: Path, splits: dict[str, list[dict[str, str]]]) -> Path:
     """A corpus directory in the builder's format: a manifest and one JSON-lines file per split."""
     root.mkdir(parents=True)
-    manifest = {"format": FORMAT, "corpus_sha256": f"test-{root.name}", "documents": []}
+    manifest = {"format": FORMAT, "corpus_sha256": f"test-{root.parent.name}", "documents": []}
     (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     for split, docs in splits.items():
         with open(root / f"{split}.jsonl", "w", encoding="utf-8") as fh:
@@ -71,9 +71,13 @@ def stdlib_docs(files: int = 6) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def bench_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """held_out (stdlib code and prose) and held_out_packages (code of three packages)."""
+    """held_out (stdlib code and prose, one file of a trained-on package) and
+    held_out_packages (code of three whole packages)."""
     root = tmp_path_factory.mktemp("bench-corpus") / "corpus"
-    return write_corpus(root, {"train": [], "held_out": stdlib_docs(),
+    # a held-out file of a package trained on: the benchmarks leave it out of held_out
+    trained_pkg = {"kind": "code", "id": "pkg/numpy/numpy/x.py", "package": "numpy",
+                   "text": "import numpy\n\n\ndef numpy_only():\n    return numpy.zeros(3)\n" * 40}
+    return write_corpus(root, {"train": [], "held_out": [*stdlib_docs(), trained_pkg],
                                "held_out_packages": package_docs({"alpha": 5, "beta": 3, "gamma": 8})})
 
 
