@@ -184,11 +184,13 @@ def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Any) 
     if params.context_tokens is not None:
         budget = min(budget, params.context_tokens)
     while True:
-        p, s = fit_context(prefix, suffix, drafter.tokenizer, budget)
-        excess = len(drafter.fim_prompt(p, s).ids) - limit
-        if excess <= 0 or budget == 0:
-            return p, s
-        budget = max(0, budget - excess)
+        # a retry trims what the last try kept (the nearest text), not the whole file again
+        prefix, suffix = fit_context(prefix, suffix, drafter.tokenizer, budget)
+        used = len(drafter.fim_prompt(prefix, suffix).ids) - overhead  # the text's prompt tokens
+        if used <= limit - overhead or budget == 0:
+            return prefix, suffix
+        # shrink by the measured ratio: text can take many more prompt tokens than counted ones
+        budget = max(0, min(budget - 1, budget * (limit - overhead) // used))
 
 
 def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Any) -> list[Any]:

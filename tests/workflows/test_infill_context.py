@@ -74,3 +74,15 @@ def test_the_default_prompt_uses_the_drafter_context_less_the_middle(tiny_drafte
     # a middle of more than half the context leaves the prompt half of it
     p, s = draft_context(PREFIX * 4, SUFFIX * 4, InfillParams(max_tokens=1000), tiny_drafter)
     assert len(tiny_drafter.fim_prompt(p, s).ids) <= ctx // 2
+
+
+def test_text_that_encodes_longer_in_the_prompt_is_trimmed_again(tiny_drafter) -> None:
+    """Control-token strings in user text count as one token when trimming but are encoded as
+    plain text (many tokens) in the prompt: the measured prompt is trimmed until it fits."""
+    tok = tiny_drafter.tokenizer
+    prefix = "x = 1\n" + "<|endoftext|><|fim_middle|>" * 300
+    assert len(tok(prefix, add_special_tokens=False)["input_ids"]) < len(tiny_drafter.encode(prefix)) // 4
+    params = InfillParams(max_tokens=8)
+    p, s = draft_context(prefix, "", params, tiny_drafter)
+    n = len(tiny_drafter.fim_prompt(p, s).ids)
+    assert 0 < n <= tiny_drafter.context_length - 8 and prefix.endswith(p) and len(p) > 100
