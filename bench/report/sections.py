@@ -62,25 +62,50 @@ def _sampler_tables(f: dict[str, Any]) -> list[str]:
     return out
 
 
+SETS = (("held-out files", None), ("held-out packages", "packages"))  # (label, figures key)
+
+
 def _models_tables(f: dict[str, Any]) -> list[str]:
     out = []
     ref = f.get("refiner", {})
-    ratios = sorted({r for k in ("code", "prose") for r in ref.get(k, {}).get("masked_token_accuracy", {})}, key=float)
+    blocks = [(label, ref if key is None else ref.get(key, {})) for label, key in SETS]
+    ratios = sorted({r for _, b in blocks for k in ("code", "prose")
+                     for r in b.get(k, {}).get("masked_token_accuracy", {})}, key=float)
     rows = []
-    for kind in ("code", "prose"):
-        r = ref.get(kind)
-        if isinstance(r, dict):
-            acc = r.get("masked_token_accuracy", {})
-            rows.append((kind, r.get("held_out_loss"), *(f"{100 * acc[x]:.1f}" if x in acc else "-" for x in ratios),
-                         r.get("edit_noise_detection_auc")))
+    for label, b in blocks:
+        for kind in ("code", "prose"):
+            r = b.get(kind)
+            if isinstance(r, dict):
+                acc = r.get("masked_token_accuracy", {})
+                rows.append((_set_kind(label, kind), r.get("held_out_loss"),
+                             *(f"{100 * acc[x]:.1f}" if x in acc else "-" for x in ratios),
+                             r.get("edit_noise_detection_auc")))
     if rows:
-        out.append(f"Refiner `{ref.get('model', '?')}`:\n\n" + table(
+        out.append(f"Refiner `{ref.get('model', '?')}`{_windows(ref)}:\n\n" + table(
             ("held-out", "ELBO loss", *(f"accuracy at {x} (%)" for x in ratios), "detection AUC"), rows))
     d = f.get("drafter", {})
-    rows = [(k, d[k].get("held_out_loss"), d[k].get("perplexity")) for k in ("code", "prose") if isinstance(d.get(k), dict)]
+    rows = [(_set_kind(label, k), b[k].get("held_out_loss"), b[k].get("perplexity"))
+            for label, b in ((label, d if key is None else d.get(key, {})) for label, key in SETS)
+            for k in ("code", "prose") if isinstance(b.get(k), dict)]
     if rows:
-        out.append(f"Drafter `{d.get('model', '?')}`:\n\n" + table(("held-out", "loss", "perplexity"), rows))
+        out.append(f"Drafter `{d.get('model', '?')}`{_windows(d)}:\n\n"
+                   + table(("held-out", "loss", "perplexity"), rows))
     return out or generic_tables(f)
+
+
+def _set_kind(label: str, kind: str) -> str:
+    # results before issue 12 have held-out files only: their rows keep the bare kind
+    return kind if label == SETS[0][0] else f"{label}: {kind}"
+
+
+def _windows(m: dict[str, Any]) -> str:
+    """", windows of 512 tokens (trained context 512, on cpu)" when the result records them."""
+    if "seq_len" not in m:
+        return ""
+    trained = [f"trained context {m['context']}"] if m.get("context") else []
+    trained += [f"on {m['trained_on']}"] if m.get("trained_on") else []
+    return f", {m.get('windows', '?')} windows of {m['seq_len']} tokens" + (
+        f" ({', '.join(trained)})" if trained else "")
 
 
 def _quality_tables(f: dict[str, Any]) -> list[str]:
@@ -90,8 +115,19 @@ def _quality_tables(f: dict[str, Any]) -> list[str]:
         rows = []
         for mode, kinds in infill.items():
             for kind, r in kinds.items():
-                rows.append((mode, kind.replace("_", "-"), r.get("exact_match"), r.get("parses"), r.get("mean_latency_ms")))
-        out.append("Infill (held-out Python):\n\n" + table(("mode", "span", "exact match (%)", "still parses (%)", "mean latency (ms)"), rows))
+                rows.append((mode, kind.replace("_", "-"), r.get("cases"), r.get("exact_match"),
+                             r.get("exact_match_normalised"), r.get("parses"), r.get("mean_latency_ms"),
+                             r.get("p50_latency_ms")))
+        split = f.get("infill_split", "held_out")
+        where = "whole held-out packages" if split == "held_out_packages" else "held-out files"
+        draw = f.get("infill_draw", {})
+        spread = "; ".join(f"{k.replace('_', '-')}: {d.get('cases')} holes from {d.get('files')} files"
+                           + (f" of {len(d['packages'])} packages" if split == "held_out_packages"
+                              and isinstance(d.get("packages"), dict) else "")
+                           for k, d in draw.items() if isinstance(d, dict))
+        out.append(f"Infill (Python of {where}{'; ' + spread if spread else ''}):\n\n" + table(
+            ("mode", "span", "cases", "exact match (%)", "exact, whitespace normalised (%)",
+             "still parses (%)", "mean latency (ms)", "p50 latency (ms)"), rows))
     rc = f.get("repair_code")
     if isinstance(rc, dict):
         out.append("Code repair:\n\n" + table(("cases", "parses after (%)", "restored exactly (%)", "mean latency (ms)"),
@@ -121,17 +157,23 @@ KNOWN: dict[str, Section] = {
         "difference and whether the greedy drafts are identical.",
     ),
     "models": Section(
-        about="Quality of the shipped models on the held-out split: drafter loss and perplexity; refiner "
+        about="Quality of the shipped models on held-out text: drafter loss and perplexity; refiner "
         "ELBO, masked-token accuracy at three mask ratios, and the AUC of its surprise at finding "
-        "edit-noise tokens (seeded noise: the same figures on every run).",
+        "edit-noise tokens (seeded noise: the same figures on every run). Two held-out sets: files "
+        "held out one by one (standard library and documents, as in earlier runs) and whole "
+        "packages no model saw (code from other projects: issue 12's targets). Windows are as long "
+        "as the model's trained context allows, up to 512 tokens.",
         tables=_models_tables,
         plots=(("models_accuracy", plots.models_accuracy),),
     ),
     "quality": Section(
-        about="The pipelines on held-out text: infill of single- and multi-line spans of Python files in "
+        about="The pipelines on held-out text: infill of single- and multi-line holes in Python files in "
         "each mode (ar: the drafter alone; diffusion: the refiner alone; hybrid: drafter then "
         "refiner), code repair of functions with 1-3 syntax-breaking corruptions, and prose revision "
-        "of paragraphs with word-level corruptions (word error rate before and after).",
+        "of paragraphs with word-level corruptions (word error rate before and after). The infill "
+        "holes come from whole held-out packages, the packages taking turns and at most two holes "
+        "of a kind per file; exact match is also given after whitespace normalisation (trailing "
+        "and repeated blanks, blank lines).",
         tables=_quality_tables,
         plots=(("quality_by_mode", plots.quality_by_mode),),
     ),
