@@ -39,7 +39,9 @@ def _save(fig: Any, path: Path) -> Path:
 def quality_by_mode(figures: dict[str, Any], path: Path) -> Path | None:
     """Infill exact match, still-parses and mean latency by mode, single- and multi-line."""
     infill = figures.get("infill")
-    modes = [m for m in MODES if isinstance(infill, dict) and m in infill]  # --modes may skip some
+    if not isinstance(infill, dict):
+        return None
+    modes = [m for m in MODES if m in infill]  # --modes may have skipped some
     if not modes:
         return None
     fig, axes = _figure(10, 3.2, 3)
@@ -128,7 +130,7 @@ def models_accuracy(figures: dict[str, Any], path: Path) -> Path | None:
     refiner = figures.get("refiner")
     if not isinstance(refiner, dict):
         return None
-    packages = refiner.get("packages") if isinstance(refiner.get("packages"), dict) else {}
+    packages: dict[str, Any] = refiner["packages"] if isinstance(refiner.get("packages"), dict) else {}
     lines = [(f"held-out {kind}", refiner[kind], "-") for kind in ("code", "prose")
              if isinstance(refiner.get(kind), dict)]
     lines += [(f"held-out packages: {kind}", packages[kind], "--") for kind in ("code", "prose")
