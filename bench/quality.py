@@ -35,6 +35,7 @@ MODES = ("ar", "diffusion", "hybrid")
 HOLE_LINES = {"single_line": (1, 1), "multi_line": (2, 4)}  # lines per hole, inclusive
 INFILL_SPLITS = ("held_out_packages", "held_out")
 PREFIX_CHARS, SUFFIX_CHARS = 1500, 600  # context handed to infill (the workflow trims further)
+PROGRESS_EVERY = 50  # infill cases between progress lines on stderr
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -236,7 +237,9 @@ def run_infill(cases: dict[str, list[InfillCase]], refiner: Any, drafter: Any, s
         loose = dict.fromkeys(modes, 0)
         parse = dict.fromkeys(modes, 0)
         lat: dict[str, list[float]] = {m: [] for m in modes}
-        for case in items:
+        for done, case in enumerate(items):
+            if done and done % PROGRESS_EVERY == 0:  # a default run takes many minutes on a CPU
+                print(f"bench quality: {kind} {done}/{len(items)}", file=sys.stderr, flush=True)
             for mode in modes:
                 t0 = time.perf_counter()
                 res = infill(case.prefix, case.suffix, params(mode, kind), refiner, drafter)
