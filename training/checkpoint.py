@@ -17,13 +17,11 @@ short or unreadable.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
 from training import files
 
@@ -109,49 +107,14 @@ def weight_file_names(directory: Path) -> list[str]:
 def check_saved_weights(directory: Path) -> list[Path]:
     """The weight files of the model saved in ``directory``, each opened and checked.
 
-    Raises ``FileNotFoundError`` when there are none or the index names a missing shard, and
-    :class:`CheckpointError` naming the file when the index or a safetensors file cannot be
-    read (cut short, not safetensors) or the shards lack a tensor the index lists. The
-    loaders' own errors for these cases do not say which file is at fault.
+    The same check the loaders run (:func:`backends.weights.check_weights`), its error
+    turned into a :class:`CheckpointError`: ``FileNotFoundError`` when there are no weights
+    or the index names a missing shard, :class:`CheckpointError` naming the file when the
+    index or a safetensors file cannot be read or the shards lack a tensor the index lists.
     """
-    index_path = directory / WEIGHTS_INDEX_FILE
-    expected: set[str] | None = None
-    if index_path.is_file():
-        try:
-            weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
-            expected = set(weight_map)
-            paths = [directory / name for name in sorted(set(weight_map.values()))]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(
-                f"{index_path} cannot be read ({type(exc).__name__}: {exc}); the save is "
-                "corrupt or was cut short"
-            ) from exc
-        for path in paths:
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing: {index_path} lists it as a shard")
-    elif (directory / WEIGHTS_FILE).is_file():
-        paths = [directory / WEIGHTS_FILE]
-    else:
-        raise FileNotFoundError(
-            f"no model weights in {directory}: neither {WEIGHTS_FILE} nor {WEIGHTS_INDEX_FILE}"
-        )
-    found: set[str] = set()
-    for path in paths:
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                keys = list(handle.keys())
-                for key in keys:
-                    handle.get_slice(key)  # the tensor's entry is read and its range checked
-        except Exception as exc:  # safetensors raises its own error type for every failure
-            raise CheckpointError(
-                f"{path} cannot be read ({type(exc).__name__}: {exc}); it is corrupt or was "
-                "cut short"
-            ) from exc
-        found.update(keys)
-    if expected is not None and expected - found:
-        missing = sorted(expected - found)
-        raise CheckpointError(
-            f"the shards of {directory} lack {len(missing)} tensors listed in {index_path} "
-            f"(first: {missing[0]})"
-        )
-    return paths
+    from backends.weights import WeightsError, check_weights
+
+    try:
+        return check_weights(directory)
+    except WeightsError as exc:
+        raise CheckpointError(str(exc)) from exc

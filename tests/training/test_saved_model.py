@@ -98,19 +98,19 @@ def test_broken_saves_are_refused_naming_the_file(tmp_path: Path) -> None:
     path = single / "model.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # cut short, as by a crash or a full disk
-    with pytest.raises(CheckpointError, match=f"{path} cannot be read"):
+    with pytest.raises(CheckpointError, match=f"'{path}' cannot be read"):
         check_saved_weights(single)
     path.write_bytes(b"not safetensors at all")
-    with pytest.raises(CheckpointError, match=f"{path} cannot be read"):
+    with pytest.raises(CheckpointError, match=f"'{path}' cannot be read"):
         check_saved_weights(single)
 
     victim = next(p for p in sharded.iterdir() if p.name.startswith("model-00002-of-"))
     victim.unlink()
-    with pytest.raises(FileNotFoundError, match=f"{victim} is missing"):
+    with pytest.raises(FileNotFoundError, match=f"'{victim}' is missing"):
         check_saved_weights(sharded)
     index = sharded / "model.safetensors.index.json"
     index.write_text("{not json")
-    with pytest.raises(CheckpointError, match=f"{index} cannot be read"):
+    with pytest.raises(CheckpointError, match=f"'{index}' cannot be read"):
         check_saved_weights(sharded)
 
 

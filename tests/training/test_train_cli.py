@@ -93,7 +93,7 @@ def test_refiner_warm_started_from_a_drafter(
     for model in ("drafter", "refiner"):
         code, _, err = run(args(model, toy_corpus, toy_tokenizer, tmp_path / f"{model}-bad",
                                 "--max-steps", "1", "--init-from", str(drafter)), capsys)
-        assert code == 2 and f"{shard} cannot be read" in err, err
+        assert code == 2 and f"'{shard}' cannot be read" in err, err
 
 
 def test_missing_corpus_and_tokenizer_are_named(
