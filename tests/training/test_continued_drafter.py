@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_fakes import toy_corpus, toy_tokenizer  # noqa: F401  (fixtures)
+from train_fakes import renamed_tokenizer, toy_corpus, toy_tokenizer  # noqa: F401  (fixtures)
 from transformers import LlamaForCausalLM
 
 from training.loop import LoopConfig
@@ -50,11 +50,7 @@ def test_init_from_refuses_another_tokenizer_or_shape(
     with pytest.raises(FileNotFoundError, match="no drafter"):
         train_drafter(toy_corpus, toy_tokenizer, "tiny", loop(tmp_path / "a", 1),
                       init_from=tmp_path / "nowhere")
-    other_tok = tmp_path / "other-tokenizer"
-    shutil.copytree(toy_tokenizer, other_tok)
-    data = json.loads((other_tok / "tokenizer.json").read_text())
-    data["added_tokens"][0]["content"] = "<|renamed|>"
-    (other_tok / "tokenizer.json").write_text(json.dumps(data))
+    other_tok = renamed_tokenizer(toy_tokenizer, tmp_path / "other-tokenizer")
     with pytest.raises(ValueError, match="another tokenizer"):
         train_drafter(toy_corpus, other_tok, "tiny", loop(tmp_path / "b", 1), init_from=first)
     wider = tmp_path / "wider"

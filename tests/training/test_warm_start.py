@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from train_fakes import toy_corpus, toy_tokenizer  # noqa: F401  (fixtures)
+from train_fakes import renamed_tokenizer, toy_corpus, toy_tokenizer  # noqa: F401  (fixtures)
 from transformers import LlamaForCausalLM
 
 from refiner.model import RefinerModel, rotary_tables
@@ -97,11 +96,7 @@ def test_refusals_name_the_cause(
 ) -> None:
     with pytest.raises(FileNotFoundError, match="no drafter"):
         refiner_from_drafter(tmp_path / "nowhere", toy_tokenizer)
-    other_tok = tmp_path / "other-tokenizer"
-    shutil.copytree(toy_tokenizer, other_tok)
-    data = json.loads((other_tok / "tokenizer.json").read_text())
-    data["added_tokens"][0]["content"] = "<|renamed|>"
-    (other_tok / "tokenizer.json").write_text(json.dumps(data))
+    other_tok = renamed_tokenizer(toy_tokenizer, tmp_path / "other-tokenizer")
     with pytest.raises(ValueError, match="another tokenizer"):
         refiner_from_drafter(drafter_dir, other_tok)
 

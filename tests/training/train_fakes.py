@@ -62,3 +62,15 @@ def toy_tokenizer(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("toytok") / "tokenizer"
     train_tokenizer(toy_corpus, out, TokenizerTrainConfig(vocab_size=VOCAB_SIZE))
     return out
+
+
+def renamed_tokenizer(tokenizer_dir: Path, dest: Path) -> Path:
+    """A copy of ``tokenizer_dir`` with one special token renamed: another tokenizer."""
+    import json
+    import shutil
+
+    shutil.copytree(tokenizer_dir, dest)
+    data = json.loads((dest / "tokenizer.json").read_text())
+    data["added_tokens"][0]["content"] = "<|renamed|>"
+    (dest / "tokenizer.json").write_text(json.dumps(data))
+    return dest
