@@ -151,7 +151,7 @@ def _alternate(
 def _refiner_forward(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     eager, _ = load_predictor(path)
     onnx = onnx_predictor(eager, path, threads=args.threads)  # load_predictor(backend="onnx")
-    vocab = int(getattr(eager.model, "config").vocab_size)
+    vocab = int(eager.model.config.vocab_size)
     gen = torch.Generator().manual_seed(args.seed)
     ids = torch.randint(0, vocab, (args.batch, args.seq_len), generator=gen)
     mask = torch.ones_like(ids)

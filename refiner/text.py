@@ -107,7 +107,7 @@ class TextRefiner:
         text: str,
         spans: Sequence[Span],
         config: SamplerConfig | None = None,
-        window: int | None | str = "default",
+        window: int | str | None = "default",
         on_step: StepCallback | None = None,
     ) -> RevisedText:
         """Re-mask the tokens under each character span and denoise them in place."""
@@ -123,7 +123,7 @@ class TextRefiner:
         offsets: list[Span],
         token_spans: Sequence[Span],
         config: SamplerConfig | None = None,
-        window: int | None | str = "default",
+        window: int | str | None = "default",
         on_step: StepCallback | None = None,
     ) -> RevisedText:
         """Denoise token spans of an encoded text; edits point into ``text``."""

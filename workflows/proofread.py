@@ -99,7 +99,7 @@ def score_alternatives(text: str, alts: list[_Alt], refiner: TextRefiner, contex
         if a.pll:
             first, last = max(0, idx[0] - a.extra), min(len(ids), idx[-1] + 1 + a.extra)
             for i in range(first, last):
-                rows.append(ids[:i] + [mask] + ids[i + 1 :])
+                rows.append([*ids[:i], mask, *ids[i + 1:]])
                 targets.append((k, [i], [ids[i]]))
         else:
             rows.append([mask if i in idx else t for i, t in enumerate(ids)])

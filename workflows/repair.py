@@ -383,7 +383,7 @@ def _minimal_round(beam: list[_Node], lang: str, params: RepairParams, refiner: 
     for (node, fix, issues), d in zip(found, deltas):
         conf = math.exp(d - norm[id(node)])
         edit = Edit(fix.start, fix.end, node.text[fix.start : fix.end], fix.after, fix.reason, round(conf, 4))
-        children.append(_Node(fix.apply(node.text), issues, node.steps + [[_trim_edit(edit)]],
+        children.append(_Node(fix.apply(node.text), issues, [*node.steps, [_trim_edit(edit)]],
                               node.n_edits + 1, node.n_hinted + (fix.hinted and not issues), node.score + d))
     return children, 1, tried
 
@@ -528,7 +528,7 @@ def _refiner_round(node: _Node, lang: str, params: RepairParams,
         return [], nfe, len(cands)
     edits = compute_edits(node.text, best.text, reason="syntax: rewrote span",
                           confidence=round(math.exp(min(0.0, best.score)), 4))
-    return [_Node(best.text, best.issues, node.steps + [edits], node.n_edits + len(edits), node.n_hinted,
+    return [_Node(best.text, best.issues, [*node.steps, edits], node.n_edits + len(edits), node.n_hinted,
                   node.score + best.score)], nfe, len(cands)
 
 
@@ -634,7 +634,7 @@ def _top_k_single(ids: list[int], edits: list[SpanEdit], refiner: TextRefiner,
     rows, where = [], []
     for e in edits:
         left = ids[max(0, e.start - w) : e.start]
-        rows.append(left + [mask] + ids[e.end : e.end + w])
+        rows.append([*left, mask, *ids[e.end:e.end + w]])
         where.append(len(left))
     x, attn = pad_batch(rows, int(refiner.special.pad or 0))
     with torch.inference_mode():

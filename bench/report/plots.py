@@ -116,7 +116,7 @@ def sampler_locality(figures: dict[str, Any], path: Path) -> Path | None:
     ax.set_xscale("log")
     ax.set_xticks(lengths, [f"{n:,}" for n in lengths])
     ax.minorticks_off()
-    ax.set_ylim(0, max(ms + [1.5 * ms[0]]) * 1.15)
+    ax.set_ylim(0, max([*ms, 1.5 * ms[0]]) * 1.15)
     ax.set_xlabel("document length (tokens)")
     ax.set_ylabel("median latency (ms)")
     ax.legend(fontsize=8)

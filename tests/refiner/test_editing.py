@@ -67,7 +67,7 @@ def test_many_spans_and_documents_share_one_batch():
 
 def test_filler_tokens_are_dropped():
     target = [20, 21, FILLER, FILLER, 0, 0]
-    pred = FixedPredictor([1, 2] + target)
+    pred = FixedPredictor([1, 2, *target])
     span = infill(pred, [1, 2], [0, 0], 4, PAD, filler_id=FILLER)
     assert span.raw_tokens == [20, 21, FILLER, FILLER]
     assert span.tokens == [20, 21]

@@ -86,7 +86,7 @@ def test_each_document_piece_is_rearranged_on_its_own(tok: Any) -> None:
     ids = FimIds.from_tokenizer(tok)
     a = tok("first document text", add_special_tokens=False)["input_ids"]
     b = tok("second document, longer text here", add_special_tokens=False)["input_ids"]
-    row = a + [ids.eos] + b
+    row = [*a, ids.eos, *b]
     out, _ = fim_row(row, tok, ids, FimSpec(rate=1.0, spm_share=0.0), np.random.default_rng(0))
     assert out.count(ids.prefix) == 2 and out.count(ids.middle) == 2
     first = out[: out.index(ids.eos) + 1]

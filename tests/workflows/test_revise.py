@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from workflows.edits import apply_edits
@@ -41,7 +43,7 @@ def test_long_document_chunks_at_paragraphs_and_scores_every_token(tiny_refiner)
     chunks = paragraph_chunks(long, offsets, 100)
     assert chunks[0][0] == 0 and chunks[-1][1] == len(ids)
     assert all(b - a <= 100 for a, b in chunks)
-    assert all(b == c for (_, b), (c, _) in zip(chunks, chunks[1:]))
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(chunks))
     # most cuts fall on paragraph starts
     para_starts = {i for i, (s, _) in enumerate(offsets) if s > 1 and long[s - 2 : s] == "\n\n"}
     assert sum(b in para_starts for _, b in chunks[:-1]) >= len(chunks) - 2
