@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from refiner.editing import SpanEdit, fill_spans
 from refiner.remasking import Span
 from refiner.sampler import SamplerConfig
@@ -31,26 +29,9 @@ from refiner.text import TextRefiner
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.edits import Edit, languagetool_matches
 from workflows.matching import any_phrase
+from workflows.options import ComplianceParams
 from workflows.regions import Region, region_diff, region_edits
 from workflows.rules import BannedPhrase, RuleHit, RuleSet, find_hits
-
-MAX_REWRITES = 64  # default budget of spans the refiner rewrites in one request
-
-
-class ComplianceParams(BaseModel):
-    """Per-request options of rule application, documented field by field."""
-
-    model_config = ConfigDict(extra="forbid")
-    neighbours: int = Field(1, ge=0, le=4, description="tokens re-masked on each side of a pinned preferred term")
-    attempts: int = Field(3, ge=1, le=10, description="rewrites tried per banned phrase before it is deleted")
-    steps: int = Field(16, ge=1, le=256, description="denoising step budget")
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule")
-    window: int = Field(64, ge=1, le=4096, description="context tokens on each side of a span")
-    seed: int | None = Field(0, description="makes the rewrites reproducible")
-    max_chars: int = Field(1_000_000, ge=1, description="longer documents are refused")
-    max_rewrites: int = Field(MAX_REWRITES, ge=0, le=1024, description=(
-        "most spans the refiner rewrites (banned phrases first, in text order, then the neighbours of preferred "
-        "terms); a banned phrase beyond it is deleted and its rule reported in `unresolved`"))
 
 
 @dataclass

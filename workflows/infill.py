@@ -14,42 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from refiner.editing import EditResult, SpanEdit, fill_spans, infill_variable
 from refiner.remasking import mask_to_spans, plan_remask
 from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import TextRefiner
 from workflows.audit import AuditRecord, ModelInfo
-
-Mode = Literal["ar", "diffusion", "hybrid"]
-MODES: tuple[str, ...] = ("ar", "diffusion", "hybrid")
-
-
-class InfillParams(BaseModel):
-    """Per-request infill options, documented field by field."""
-
-    model_config = ConfigDict(extra="forbid")
-    mode: Mode = Field("hybrid", description="ar: drafter only; diffusion: refiner only; hybrid: draft then refine")
-    max_tokens: int = Field(32, ge=1, le=1024, description="most tokens to insert")
-    steps: int = Field(16, ge=1, le=1024, description="denoising step budget of the refiner")
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="refiner commit threshold; null = even schedule over steps")
-    remask_below: float = Field(0.5, gt=0.0, le=1.0, description="hybrid: re-mask draft tokens whose probability is below this")
-    remask_cap: float = Field(0.5, gt=0.0, le=1.0, description="hybrid: most share of the draft that may be re-masked")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy for both models")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
-    stop: list[str] = Field(default_factory=list, description="strings that end the draft")
-    seed: int | None = Field(None, description="makes sampling reproducible")
-    window: int | None = Field(None, ge=1, le=4096, description="refiner context tokens on each side of a span; "
-                               "null: as many as the refiner's trained context holds beside the span")
-    cache: bool = Field(True, description="approximate context cache: later denoising steps run only the span (3.4x faster in `remask bench sampler`)")
-    context_tokens: int | None = Field(None, ge=16, le=1 << 20, description="most drafter tokens of prefix + suffix "
-                                       "(the text nearest the cursor is kept): the draft's cost grows with it; null: "
-                                       "the drafter's trained context less the prompt's control tokens and "
-                                       "max_tokens (at most half the context) for the middle")
+from workflows.options import InfillParams
 
 
 @dataclass

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz.distance import Levenshtein
 
 from refiner.editing import SpanEdit, fill_spans, pad_batch
@@ -32,26 +31,8 @@ from refiner.sampler import SamplerConfig
 from refiner.text import TextRefiner
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.edits import Edit, compute_edits, languagetool_matches, unified_diff
+from workflows.options import RepairParams
 from workflows.syntax import SyntaxIssue, check, normalize_language
-
-
-class RepairParams(BaseModel):
-    """Per-request repair options, documented field by field."""
-
-    model_config = ConfigDict(extra="forbid")
-    language: str = Field("python", description="python (checked with ast) or a tree-sitter language: javascript, typescript, go, rust, java, c, json")
-    rounds: int = Field(3, ge=1, le=10, description="most repair rounds; each fixes the first remaining error")
-    beam: int = Field(3, ge=1, le=8, description="partly repaired texts kept from one round to the next")
-    max_checks: int = Field(600, ge=1, le=10_000, description="most parser checks of minimal-edit candidates per round")
-    context_lines: int = Field(2, ge=0, le=20, description="minimal edits are tried this many lines either side of the error")
-    samples: int = Field(1, ge=0, le=8, description="sampled candidates per edit site, besides the greedy one")
-    top_k: int = Field(8, ge=0, le=64, description="single-token sites also try the refiner's k most likely tokens")
-    temperature: float = Field(0.8, gt=0.0, description="temperature of the sampled candidates")
-    steps: int = Field(8, ge=1, le=256, description="denoising step budget per candidate")
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule")
-    window: int = Field(64, ge=1, le=4096, description="context tokens on each side of an edit site")
-    seed: int | None = Field(0, description="makes sampled candidates reproducible")
-    max_chars: int = Field(200_000, ge=1, description="longer code is refused")
 
 
 @dataclass

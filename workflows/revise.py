@@ -20,10 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from refiner.editing import window_scores
 from refiner.remasking import Span, mask_to_spans, plan_remask
@@ -31,37 +30,11 @@ from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import TextRefiner
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.edits import Edit, compute_edits, languagetool_matches, unified_diff
+from workflows.options import ReviseParams
 from workflows.proofread import ProofreadConfig, looks_like_code, proofread, to_original
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 MASK_GLYPH = "\u2591"
-
-
-class ReviseParams(BaseModel):
-    """Per-request revision options, documented field by field."""
-
-    model_config = ConfigDict(extra="forbid")
-    spans: list[tuple[int, int]] | None = Field(None, description="character spans [start, end) to redo (code points); none: find doubtful spans")
-    detect: Literal["refiner", "drafter", "both"] = Field("refiner", description="which model's confidence finds doubtful tokens")
-    remask_below: float = Field(0.2, gt=0.0, le=1.0, description="a token whose probability is below this is doubtful")
-    max_fraction: float = Field(0.15, gt=0.0, le=1.0, description="most share of the document's tokens re-masked at once")
-    dilation: int = Field(1, ge=0, le=16, description="tokens added on each side of a doubtful token")
-    merge_gap: int = Field(2, ge=0, le=64, description="doubtful spans this close are merged")
-    steps: int = Field(16, ge=1, le=1024, description="denoising step budget")
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule over steps")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
-    seed: int | None = Field(None, description="makes sampling reproducible")
-    window: int = Field(64, ge=1, le=4096, description="context tokens fed on each side of a span")
-    chunk_tokens: int = Field(384, ge=32, le=8192, description="scoring chunk size for long documents")
-    max_chars: int = Field(1_000_000, ge=1, description="documents longer than this are refused")
-    cache: bool = Field(True, description="approximate context cache: later denoising steps run only the spans")
-    only_improvements: bool = Field(True, description="found spans: keep a rewrite only if the refiner scores the new text higher than the old")
-    margin: float = Field(0.5, ge=0.0, description="how much higher (mean log-probability per token) a kept rewrite must score")
-    verify_stride: int = Field(4, ge=1, le=16, description="the check scores each token with every 4th token masked (pseudo-likelihood), in this many passes")
-    language: str | None = Field(None, description="the text's language: 'prose', or a code language (python, ...) which is never proofread; none: guessed")
-    spelling: bool = Field(True, description="found spans, prose: correct words the refiner's lexicon does not know to a lexicon word one edit away, when context and frequency clearly favour it")
-    word_order: bool = Field(True, description="found spans, prose: swap adjacent words when the lexicon's word pairs clearly favour the swap")
-    rewrite_prose: bool = Field(False, description="found spans, prose: also re-mask and denoise low-confidence spans (code always is); off because a small refiner's prose rewrites do more harm than good")
 
 
 @dataclass
