@@ -279,15 +279,7 @@ def run_training(
     """
     cfg.validate()
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    files.write_text(out / ".gitignore", f"{CHECKPOINT_FILE}\n.*.tmp\n")
-    ckpt_path = out / CHECKPOINT_FILE
-    if ckpt_path.exists() and not cfg.resume:
-        raise ValueError(
-            f"{ckpt_path} exists: pass --resume to continue that run, or remove it "
-            "(or pick another --out) to start over"
-        )
+    ckpt_path = _prepare_run_dir(out, cfg.resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -297,15 +289,7 @@ def run_training(
     step, tokens, elapsed_before = 0, 0, 0.0
     recent: list[float] = []  # train losses since the last log line
     if cfg.resume:
-        state = load_checkpoint(ckpt_path, task.name, task.describe())
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        train.load_state_dict(state["data"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-        step, tokens, elapsed_before = state["step"], state["tokens"], state["elapsed"]
-        recent = list(state.get("recent_losses", []))
+        step, tokens, elapsed_before, recent = _restore(ckpt_path, task, model, optimizer, train, device)
     module: nn.Module = torch.compile(model) if cfg.compile else model  # type: ignore[assignment]
     forward = make_forward(module, device)
     log = JsonlLog(out / LOG_FILE, step if cfg.resume else None)
@@ -339,30 +323,14 @@ def run_training(
             elapsed = elapsed_before + time.perf_counter() - t0
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
-            # stop before a step that would overrun the budget, final evaluations included
-            # (held-out + train probe: about two evaluations; before the first one, guess
-            # that an evaluation batch costs what a training step does)
-            finish = 2 * (eval_time if eval_time else cfg.eval_batches * step_time)
-            if cfg.time_budget is not None and elapsed + step_time + finish > cfg.time_budget:
+            if _would_overrun(cfg, elapsed, step_time, eval_time):
                 break
             t_step = time.perf_counter()
             lr = learning_rate(cfg, step, budget_progress(cfg, step, elapsed))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             batch = next(train)
-            loss, _ = task.train_loss(forward, batch, step)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss is {loss.item()} at step {step}; lower --lr or resume from "
-                    f"{ckpt_path}"
-                )
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            recent.append(_optimizer_step(task, forward, model, optimizer, batch, step, lr, cfg, ckpt_path))
             step += 1
             tokens += batch.numel()
-            recent.append(float(loss.detach()))
             step_time = time.perf_counter() - t_step
             elapsed = elapsed_before + time.perf_counter() - t0
 
@@ -391,6 +359,88 @@ def run_training(
         bar.close()
 
     saved = save_final_model(task, out, cfg.save_dtype, cfg.max_shard_size)
+    info = _run_info(task, model, cfg, device, step=step, tokens=tokens, elapsed=elapsed,
+                     final_train=final_train, final_eval=final_eval, extra_sets=list(extra_sets),
+                     saved=saved, extra_info=extra_info)
+    files.write_json(out / INFO_FILE, info)
+    return TrainResult(info=info, out_dir=out)
+
+
+def _prepare_run_dir(out: Path, resume: bool) -> Path:
+    """Create ``out``, clear a crashed save's leftovers; returns the checkpoint's path.
+
+    A fresh run never overwrites the checkpoint of another run.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    files.write_text(out / ".gitignore", f"{CHECKPOINT_FILE}\n.*.tmp\n")
+    ckpt_path = out / CHECKPOINT_FILE
+    if ckpt_path.exists() and not resume:
+        raise ValueError(
+            f"{ckpt_path} exists: pass --resume to continue that run, or remove it "
+            "(or pick another --out) to start over"
+        )
+    return ckpt_path
+
+
+def _restore(
+    ckpt_path: Path, task: Task, model: nn.Module, optimizer: torch.optim.Optimizer,
+    train: PackedBatches, device: torch.device,
+) -> tuple[int, int, float, list[float]]:
+    """Load a checkpoint into the model, optimizer, data order and RNGs.
+
+    Returns the step, tokens seen, elapsed seconds and the train losses not yet logged.
+    """
+    state = load_checkpoint(ckpt_path, task.name, task.describe())
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    train.load_state_dict(state["data"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if device.type == "cuda" and state["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    return state["step"], state["tokens"], state["elapsed"], list(state.get("recent_losses", []))
+
+
+def _would_overrun(cfg: LoopConfig, elapsed: float, step_time: float, eval_time: float) -> bool:
+    """Whether the next step would overrun the time budget, final evaluations included.
+
+    The finish is held-out + train probe, about two evaluations; before the first one, an
+    evaluation batch is guessed to cost what a training step does.
+    """
+    if cfg.time_budget is None:
+        return False
+    finish = 2 * (eval_time if eval_time else cfg.eval_batches * step_time)
+    return elapsed + step_time + finish > cfg.time_budget
+
+
+def _optimizer_step(
+    task: Task, forward: Forward, model: nn.Module, optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor, step: int, lr: float, cfg: LoopConfig, ckpt_path: Path,
+) -> float:
+    """One update on ``batch`` at learning rate ``lr``; returns its training loss.
+
+    A non-finite loss stops the run, naming the checkpoint to resume from.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss, _ = task.train_loss(forward, batch, step)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"loss is {loss.item()} at step {step}; lower --lr or resume from {ckpt_path}"
+        )
+    loss.backward()  # type: ignore[no-untyped-call]
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def _run_info(
+    task: Task, model: nn.Module, cfg: LoopConfig, device: torch.device, *, step: int, tokens: int,
+    elapsed: float, final_train: dict[str, float], final_eval: dict[str, float], extra_sets: list[str],
+    saved: dict[str, Any], extra_info: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """``training.json``: the run's settings, hardware, budget spent and final figures."""
     main_eval = {k: v for k, v in final_eval.items()
                  if not any(k.startswith(f"{name}_") for name in extra_sets)}
     info = {
@@ -416,9 +466,7 @@ def run_training(
         "saved": saved,
         **(extra_info or {}),
     }
-    info = json.loads(json.dumps(info))  # tuples become lists: the same value as the file
-    files.write_json(out / INFO_FILE, info)
-    return TrainResult(info=info, out_dir=out)
+    return json.loads(json.dumps(info))  # type: ignore[no-any-return]  # tuples become lists, as in the file
 
 
 def lr_now(cfg: LoopConfig, step: int, elapsed: float) -> float:
