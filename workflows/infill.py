@@ -102,7 +102,7 @@ def infill(
             res = ar_result(at, draft)
         else:
             with audit.timed("refine"):
-                res = _hybrid(prefix, suffix, draft, params, refiner, on_snapshot)
+                res = refine_draft(prefix, suffix, draft, params, refiner, on_snapshot)
     res.audit = audit
     return res
 
@@ -306,8 +306,10 @@ def refine_drafts(items: list[tuple[str, str, Any, InfillParams]], refiner: Text
     return [r for r in results if r is not None]
 
 
-def _hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner,
-            on_snapshot: SnapshotFn | None) -> InfillResult:
+def refine_draft(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner,
+                 on_snapshot: SnapshotFn | None) -> InfillResult:
+    """The hybrid step of one draft: re-mask its doubtful tokens and denoise them, reporting
+    each step to ``on_snapshot`` (a serving replica streams one draft this way)."""
     if not draft.text:
         res = _diffusion(prefix, suffix, params, refiner, on_snapshot)
         res.mode, res.draft = "hybrid", ""

@@ -113,10 +113,10 @@ class RefinerReplica(_ModelReplica):
     def stream_refine(self, prefix: str, suffix: str, draft: Any, params: InfillParams) -> AsyncIterator[EngineEvent]:
         """The hybrid step of one draft, streaming snapshots of the span."""
         from services.api.engine import Snapshot
-        from workflows.infill import _hybrid
+        from workflows.infill import refine_draft
 
         def run(emit: Any) -> Outcome[InfillResult]:
-            res = _hybrid(prefix, suffix, draft, params, self.refiner, lambda s: emit(Snapshot(s)))
+            res = refine_draft(prefix, suffix, draft, params, self.refiner, lambda s: emit(Snapshot(s)))
             return Outcome(res, self.engine.count(prefix, suffix), len(res.tokens))
 
         return self.engine.stream((REFINER,), run)
