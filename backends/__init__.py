@@ -1,8 +1,10 @@
-"""Inference backends shared by the drafter and the refiner (ONNX Runtime plumbing).
+"""What the drafter, the refiner and training share beneath both models.
 
-Nothing here knows about either model: :mod:`backends.onnx_runtime` builds sessions, picks
-execution providers and keeps exports cached next to the weights. The model-specific export
-graphs live in ``drafter/onnx_backend.py`` and ``refiner/onnx_backend.py``.
+Nothing here knows about either model: :mod:`backends.tokens` names the shared tokenizer's
+special tokens, :mod:`backends.weights` checks weight files, and :mod:`backends.onnx_runtime`
+builds ONNX Runtime sessions, picks execution providers and keeps exports cached next to the
+weights. The model-specific export graphs live in ``drafter/onnx_backend.py`` and
+``refiner/onnx_backend.py``.
 """
 
 from typing import Literal

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from backends.onnx_runtime import default_threads
+from backends.tokens import special_ids
 from drafter.generate import left_pad, positions_from_mask
 from drafter.model import Drafter
 from drafter.onnx_backend import DEFAULT_VARIANT, Variant, load_drafter
@@ -33,7 +34,6 @@ from drafter.params import GenerationParams
 from refiner.model import RefinerModel, refiner_config
 from refiner.onnx_backend import onnx_predictor
 from refiner.predictor import load_predictor
-from refiner.tokens import special_ids
 
 DEFAULT_DRAFTER = Path("models/drafter")
 DEFAULT_REFINER = Path("models/refiner")
@@ -150,7 +150,7 @@ def _alternate(
 
 def _refiner_forward(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     eager, _ = load_predictor(path)
-    onnx = onnx_predictor(eager, path, threads=args.threads)  # load_predictor(backend="onnx")
+    onnx = onnx_predictor(eager, path, threads=args.threads)  # as load_onnx_predictor, with threads
     vocab = int(eager.model.config.vocab_size)
     gen = torch.Generator().manual_seed(args.seed)
     ids = torch.randint(0, vocab, (args.batch, args.seq_len), generator=gen)

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backends.tokens import EOS, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MASK
 from drafter.text import encode_text, leading_special_ids
-from refiner.tokens import EOS, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MASK
 
 FimOrder = Literal["psm", "spm"]
 FIM_ORDERS: tuple[FimOrder, ...] = ("psm", "spm")

@@ -17,32 +17,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import torch
 
+from drafter.network import CausalLM, ForwardFn, Prompt
 from drafter.outputs import Draft, DraftToken, FinishReason
 from drafter.params import GenerationParams
 from drafter.sampling import log_probs_and_entropy, sample_next
 from drafter.stopping import StopTracker
-
-if TYPE_CHECKING:
-    from drafter.model import Drafter, Prompt
-
-
-class ForwardFn(Protocol):
-    """The network seam (see :meth:`drafter.model.Drafter.forward`)."""
-
-    def __call__(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        position_ids: torch.Tensor,
-        past: Any | None,
-        *,
-        last_only: bool = False,
-        cache: bool = True,
-    ) -> tuple[torch.Tensor, Any | None]: ...
 
 
 def left_pad(
@@ -102,7 +85,7 @@ class _Row:
 
 
 def _rows(
-    drafter: Drafter,
+    drafter: CausalLM,
     prompts: Sequence[Prompt],
     params: GenerationParams | Sequence[GenerationParams] | None,
 ) -> list[_Row]:
@@ -130,7 +113,7 @@ def _rows(
 
 
 def decode_rows(
-    drafter: Drafter, rows: list[_Row], stop_ids: frozenset[int]
+    drafter: CausalLM, rows: list[_Row], stop_ids: frozenset[int]
 ) -> Iterator[tuple[int, list[DraftToken]]]:
     """The decode loop. Yields ``(row, tokens)`` whenever a row releases tokens or finishes;
     a row's finish reason is on ``rows[i].finish`` once it is done."""
@@ -180,7 +163,7 @@ def decode_rows(
 
 
 def generate_batch(
-    drafter: Drafter,
+    drafter: CausalLM,
     prompts: Sequence[Prompt],
     params: GenerationParams | Sequence[GenerationParams] | None = None,
     *,
@@ -235,7 +218,7 @@ class DraftStream:
 
 
 def stream(
-    drafter: Drafter,
+    drafter: CausalLM,
     prompt: Prompt,
     params: GenerationParams | None = None,
     *,

@@ -22,14 +22,11 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from backends.weights import check_weights
 from drafter import generate as gen
 from drafter.fim import FimOrder, FimPrompt, FimTokens, build_fim_prompt, fim_format_for
+from drafter.network import Prompt
 from drafter.outputs import Draft, Score
 from drafter.params import GenerationParams
 from drafter.score import score_ids
 from drafter.text import encode_text, leading_special_ids
-
-Prompt = str | Sequence[int]
-"""A prompt is text (encoded as plain text after the tokenizer's leading tokens) or token ids
-(used exactly as given)."""
 
 # config attributes that hold the longest sequence a model was built for, by model family
 _CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")

@@ -13,16 +13,14 @@ least that much text (half the context), the strided evaluation used for perplex
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 
+from drafter.network import CausalLM
 from drafter.outputs import Score
 from drafter.sampling import log_probs_and_entropy
 from drafter.text import IncrementalDecoder
-
-if TYPE_CHECKING:
-    from drafter.model import Drafter
 
 # float32 logits held at once while scoring windows: (rows, context, vocab) stays under 256 MB
 _MAX_LOGITS = 1 << 26
@@ -63,7 +61,7 @@ def plan_windows(length: int, first: int, context: int | None) -> list[Window]:
     return windows
 
 
-def score_ids(drafter: Drafter, ids: Sequence[int], start: Sequence[int] = ()) -> Score:
+def score_ids(drafter: CausalLM, ids: Sequence[int], start: Sequence[int] = ()) -> Score:
     """Score ``ids`` after the context ``start`` (the document start: BOS or EOS).
 
     Token ``i`` is scored by the logits at the position before it, so with an empty ``start``
@@ -97,7 +95,7 @@ def score_ids(drafter: Drafter, ids: Sequence[int], start: Sequence[int] = ()) -
 
 
 def _score_windows(
-    drafter: Drafter, full: list[int], windows: list[Window]
+    drafter: CausalLM, full: list[int], windows: list[Window]
 ) -> tuple[list[float], list[float]]:
     """Log-prob of each kept prediction's target and its entropy, windows in text order."""
     device = drafter.device
@@ -122,7 +120,7 @@ def _score_windows(
     return picked, entropies
 
 
-def _rows_per_pass(drafter: Drafter, windows: list[Window]) -> int:
+def _rows_per_pass(drafter: CausalLM, windows: list[Window]) -> int:
     """How many windows one forward pass takes: the logits are (rows, context, vocab)."""
     if not windows:
         return 1
@@ -139,7 +137,7 @@ def _batches(windows: list[Window], size: int) -> list[list[Window]]:
 
 
 def _decoded_text(
-    drafter: Drafter, ids: list[int], start: list[int]
+    drafter: CausalLM, ids: list[int], start: list[int]
 ) -> tuple[str, list[tuple[int, int]]]:
     """The text of ``ids`` and each token's character span in it, decoded incrementally."""
     decoder = IncrementalDecoder(drafter.tokenizer, start[-1:])

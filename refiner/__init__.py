@@ -1,4 +1,4 @@
-"""The masked-diffusion refiner: mask predictors, noise schedule, sampler, editing."""
+"""The masked-diffusion refiner: mask predictors, noise schedule, sampler, editing, scoring."""
 
 from refiner.editing import (
     EditResult,
@@ -7,11 +7,11 @@ from refiner.editing import (
     fill_spans,
     infill,
     infill_variable,
-    token_scores,
 )
 from refiner.model import RefinerConfig, RefinerModel, refiner_config
 from refiner.predictor import HFMaskPredictor, MaskPredictor, load_predictor, native_predictor
 from refiner.sampler import DenoiseResult, SamplerConfig, StepEvent, denoise
+from refiner.scoring import ScoreRow, token_scores
 
 __all__ = [
     "DenoiseResult",
@@ -22,6 +22,7 @@ __all__ = [
     "RefinerConfig",
     "RefinerModel",
     "SamplerConfig",
+    "ScoreRow",
     "SpanEdit",
     "StepEvent",
     "denoise",

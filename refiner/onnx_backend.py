@@ -37,8 +37,8 @@ from backends.onnx_runtime import (
     trace_to_onnx,
     weights_digest,
 )
-from refiner.predictor import HFMaskPredictor
-from refiner.tokens import SpecialIds
+from backends.tokens import SpecialIds
+from refiner.predictor import HFMaskPredictor, Kind, load_predictor
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +193,21 @@ def onnx_predictor(
     )
 
 
+def load_onnx_predictor(
+    path: str | os.PathLike[str], kind: Kind = "auto", device: Device | str = "cpu"
+) -> tuple[OnnxMaskPredictor, Any]:
+    """:func:`~refiner.predictor.load_predictor`, run in ONNX Runtime from an export cached in
+    ``<path>/onnx`` (built from the torch weights when missing or stale)."""
+    # ONNX only traces the torch model: it stays on the CPU, ORT picks the device
+    predictor, tokenizer = load_predictor(path, kind=kind, device="cpu")
+    return onnx_predictor(predictor, path, device=str(device)), tokenizer
+
+
 def export_model_dir(model_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Export the refiner checkpoint in ``model_dir`` (the ``remask export-onnx`` command)."""
-    from refiner.predictor import load_predictor
-
     if not force and Path(model_dir).is_dir() and is_fresh(model_dir, export_meta(model_dir)):
         return export_dir(model_dir) / MODEL_FILE
-    predictor, _ = load_predictor(Path(model_dir), backend="torch")
+    predictor, _ = load_predictor(Path(model_dir))
     return ensure_export(predictor, model_dir, force=force)
 
 

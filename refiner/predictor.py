@@ -12,18 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
+from backends.tokens import SpecialIds, special_ids
 from backends.weights import check_weights
 from refiner.model import MODEL_TYPE, RefinerModel
-from refiner.tokens import SpecialIds, special_ids
-
-if TYPE_CHECKING:
-    from backends import Backend
-    from refiner.onnx_backend import OnnxMaskPredictor
 
 Kind = Literal["auto", "native", "masked_lm", "llada", "dream"]
 
@@ -146,30 +142,12 @@ def detect_kind(path: str | Path) -> Kind:
     return "masked_lm"
 
 
-@overload
-def load_predictor(
-    path: str | Path,
-    kind: Kind = ...,
-    device: str | torch.device = ...,
-    dtype: torch.dtype = ...,
-    backend: Literal["torch"] = ...,
-) -> tuple[HFMaskPredictor, Any]: ...
-@overload
-def load_predictor(
-    path: str | Path,
-    kind: Kind = ...,
-    device: str | torch.device = ...,
-    dtype: torch.dtype = ...,
-    *,
-    backend: Literal["onnx"],
-) -> tuple[OnnxMaskPredictor, Any]: ...
 def load_predictor(
     path: str | Path,
     kind: Kind = "auto",
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    backend: Backend = "torch",
-) -> tuple[HFMaskPredictor | OnnxMaskPredictor, Any]:
+) -> tuple[HFMaskPredictor, Any]:
     """Load a mask predictor and its tokenizer from a local directory.
 
     ``kind="auto"`` reads ``config.json``: the native refiner, LLaDA-style and Dream-style
@@ -180,12 +158,8 @@ def load_predictor(
     shards are loaded and cast to ``dtype``. Raises ``FileNotFoundError`` for a missing
     directory, weights or shard, :class:`~backends.weights.WeightsError` (a ``ValueError``)
     naming a weight file that is corrupt or cut short.
-    ``backend="onnx"`` runs the network in ONNX Runtime instead, from an export cached in
-    ``<path>/onnx`` (built from the torch weights when missing or stale; see
-    :mod:`refiner.onnx_backend`).
+    :func:`refiner.onnx_backend.load_onnx_predictor` runs the network in ONNX Runtime instead.
     """
-    if backend not in ("torch", "onnx"):
-        raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"model directory {str(path)!r} does not exist")
@@ -205,8 +179,7 @@ def load_predictor(
         model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype)
     else:
         model = AutoModel.from_pretrained(path, trust_remote_code=True, dtype=dtype)
-    # the ONNX backend only traces the torch model: keep it on the CPU, ORT picks the device
-    model = model.to("cpu" if backend == "onnx" else device).eval()
+    model = model.to(device).eval()
     max_len = getattr(config, "max_position_embeddings", None) or getattr(
         config, "max_sequence_length", None
     )
@@ -218,8 +191,4 @@ def load_predictor(
         name=path.name,
         special=special,
     )
-    if backend == "onnx":
-        from refiner.onnx_backend import onnx_predictor
-
-        return onnx_predictor(predictor, path, device=str(device)), tokenizer
     return predictor, tokenizer

@@ -135,3 +135,17 @@ def plan_remask(
     m = dilate(base, dilation)
     m = merge_close(m, merge_gap)
     return cap_fraction(m, scores, max_fraction)
+
+
+def doubtful_spans(
+    probs: Sequence[float], below: float, dilation: int = 0, merge_gap: int = 0, max_fraction: float = 1.0
+) -> list[Span]:
+    """Token spans to re-mask: tokens whose probability is below ``below``, dilated, merged
+    and capped (the least probable kept first) by :func:`plan_remask`."""
+    scores = torch.tensor(list(probs), dtype=torch.float32)
+    return mask_to_spans(plan_remask(scores < below, scores, dilation, merge_gap, max_fraction))
+
+
+def token_spans(offsets: Sequence[Span], char_spans: Sequence[Span]) -> list[Span]:
+    """The token spans covering character spans (every token a span overlaps)."""
+    return mask_to_spans(char_spans_to_token_mask(offsets, char_spans))

@@ -11,16 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from refiner.editing import SpanEdit, fill_spans, infill_variable
+from backends import Backend
+from backends.tokens import SpecialIds, special_ids
+from refiner.editing import EditResult, FilledSpan, SpanEdit, fill_spans, infill_variable
 from refiner.lexicon import Lexicon
+from refiner.onnx_backend import load_onnx_predictor
 from refiner.predictor import HFMaskPredictor, Kind, MaskPredictor, load_predictor
-from refiner.remasking import Span, char_spans_to_token_mask, mask_to_spans, validate_char_spans
+from refiner.remasking import Span, token_spans, validate_char_spans
 from refiner.sampler import SamplerConfig, StepCallback
-from refiner.tokens import SpecialIds, special_ids
+from refiner.scoring import ScoreRow, row_scores, top_k_between, window_scores
+
+Window = int | None | Literal["default"]
+"""Context tokens on each side of a span; None: as many as fit; "default": the refiner's own."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,11 @@ class RevisedText:
 
 
 class TextRefiner:
-    """A mask predictor plus its tokenizer, working on strings."""
+    """A mask predictor plus its tokenizer: the one way into the refiner.
+
+    It owns the special ids (pad, filler, mask), the context window, the device and the
+    batching; callers hand it token ids or text and get tokens, texts and scores back.
+    """
 
     def __init__(
         self,
@@ -60,6 +70,7 @@ class TextRefiner:
         self.special = special or getattr(predictor, "special", None) or special_ids(tokenizer)
         if self.special.pad is None:
             raise ValueError("the tokenizer has no pad token; batching needs one")
+        self.pad_id: int = self.special.pad
         self.window = window
         self.config = self.sampler(config or SamplerConfig(steps=16, threshold=0.9, cache=True))
         self.path: str | None = None  # the model directory, when loaded from one (audit records)
@@ -67,14 +78,16 @@ class TextRefiner:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, kind: Kind = "auto", device: str = "cpu", backend: str = "torch", **kwargs: Any
+        cls, path: str | Path, kind: Kind = "auto", device: str = "cpu", backend: Backend = "torch", **kwargs: Any
     ) -> TextRefiner:
         """Load predictor and tokenizer from a directory; ``backend`` "torch" or "onnx"."""
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
         predictor: MaskPredictor
         if backend == "torch":
             predictor, tokenizer = load_predictor(path, kind=kind, device=device)
         else:
-            predictor, tokenizer = load_predictor(path, kind=kind, device=device, backend="onnx")
+            predictor, tokenizer = load_onnx_predictor(path, kind=kind, device=device)
         if tokenizer is None:
             raise FileNotFoundError(f"no tokenizer files in model directory {str(path)!r}")
         out = cls(predictor, tokenizer, **kwargs)
@@ -102,19 +115,95 @@ class TextRefiner:
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=False))
 
+    @property
+    def name(self) -> str:
+        return str(getattr(self.predictor, "name", "refiner"))
+
+    @property
+    def max_length(self) -> int | None:
+        """The longest row the model was trained on (None: unbounded)."""
+        return self.predictor.max_length
+
+    # --- filling -----------------------------------------------------------------------------
+
+    def fill(
+        self,
+        docs: Sequence[Sequence[int]],
+        edits: Sequence[Sequence[SpanEdit]],
+        config: SamplerConfig | None = None,
+        window: Window = "default",
+        on_step: StepCallback | None = None,
+    ) -> list[EditResult]:
+        """Denoise every span of every document in one batched run (see :func:`fill_spans`);
+        fillers are dropped, special tokens other than the filler never committed."""
+        return fill_spans(
+            self.predictor,
+            docs,
+            edits,
+            pad_id=self.pad_id,
+            window=self._window(window),
+            config=self.sampler(config),
+            filler_id=self.special.filler,
+            on_step=on_step,
+        )
+
+    def fill_lengths(
+        self,
+        left: Sequence[int],
+        right: Sequence[int],
+        lengths: Sequence[int],
+        config: SamplerConfig | None = None,
+        window: Window = "default",
+    ) -> list[FilledSpan]:
+        """Fill between ``left`` and ``right`` with each length in one batch, best first
+        (see :func:`infill_variable`)."""
+        return infill_variable(
+            self.predictor,
+            left,
+            right,
+            lengths,
+            pad_id=self.pad_id,
+            window=self._window(window),
+            config=self.sampler(config),
+            filler_id=self.special.filler,
+        )
+
+    def _window(self, window: Window) -> int | None:
+        return self.window if window == "default" else window
+
+    # --- scoring -----------------------------------------------------------------------------
+
+    def score(self, rows: Sequence[ScoreRow], batch_rows: int | None = None) -> list[float]:
+        """Summed log-probability of each row's scored tokens with its masked tokens masked
+        (masked pseudo-likelihood), rows batched (``batch_rows`` per pass; None: by memory)."""
+        return row_scores(self.predictor, rows, self.pad_id, batch_rows)
+
+    def token_logprobs(
+        self, ids: Sequence[int], chunks: Sequence[Span], context: int, stride: int | None = None
+    ) -> list[float]:
+        """Log-probability of every token of a document, chunk by chunk with ``context``
+        tokens across each cut; ``stride`` k: k passes, each masking every k-th token
+        (see :func:`refiner.scoring.window_scores`)."""
+        return window_scores(self.predictor, ids, chunks, context, self.pad_id, stride).tolist()  # type: ignore[no-any-return]
+
+    def top_k_between(self, sides: Sequence[tuple[Sequence[int], Sequence[int]]], k: int) -> list[list[int]]:
+        """The ``k`` likeliest text tokens for one masked position between each ``(left, right)``."""
+        return top_k_between(self.predictor, sides, k, self.sampler(None).suppress_ids, self.pad_id)
+
+    # --- text edits --------------------------------------------------------------------------
+
     def revise(
         self,
         text: str,
         spans: Sequence[Span],
         config: SamplerConfig | None = None,
-        window: int | str | None = "default",
+        window: Window = "default",
         on_step: StepCallback | None = None,
     ) -> RevisedText:
         """Re-mask the tokens under each character span and denoise them in place."""
         spans = validate_char_spans(text, spans)
         ids, offsets = self.encode(text)
-        token_spans = mask_to_spans(char_spans_to_token_mask(offsets, spans))
-        return self.revise_tokens(text, ids, offsets, token_spans, config, window, on_step)
+        return self.revise_tokens(text, ids, offsets, token_spans(offsets, spans), config, window, on_step)
 
     def revise_tokens(
         self,
@@ -123,21 +212,12 @@ class TextRefiner:
         offsets: list[Span],
         token_spans: Sequence[Span],
         config: SamplerConfig | None = None,
-        window: int | str | None = "default",
+        window: Window = "default",
         on_step: StepCallback | None = None,
     ) -> RevisedText:
         """Denoise token spans of an encoded text; edits point into ``text``."""
         edits = [SpanEdit.remask(s, e) for s, e in token_spans]
-        res = fill_spans(
-            self.predictor,
-            [ids],
-            [edits],
-            pad_id=int(self.special.pad),  # type: ignore[arg-type]
-            window=self.window if window == "default" else window,  # type: ignore[arg-type]
-            config=self.sampler(config),
-            filler_id=self.special.filler,
-            on_step=on_step,
-        )[0]
+        res = self.fill([ids], [edits], config, window, on_step)[0]
         out_edits: list[TextEdit] = []
         pieces: list[tuple[int, int, str]] = []
         for filled in res.spans:
@@ -165,22 +245,8 @@ class TextRefiner:
             raise ValueError("prefix and suffix are both empty: there is no context to fill")
         left, _ = self.encode(prefix)
         right, _ = self.encode(suffix)
-        ranked = infill_variable(
-            self.predictor,
-            left,
-            right,
-            lengths,
-            pad_id=int(self.special.pad),  # type: ignore[arg-type]
-            window=self.window,
-            config=self.sampler(config),
-            filler_id=self.special.filler,
-        )
-        best = ranked[0]
+        best = self.fill_lengths(left, right, lengths, config)[0]
         return self.decode(best.tokens), best.score
-
-    @property
-    def name(self) -> str:
-        return getattr(self.predictor, "name", "refiner")
 
 
 def tiny_text_refiner(tokenizer: Any, seed: int = 0) -> TextRefiner:

@@ -6,7 +6,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from refiner import tokens as T
+from backends import tokens as T
 
 SAMPLE_TEXT = [
     "def add(a, b):\n    return a + b\n",

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from refiner.tokens import EOS
+from backends.tokens import EOS
 from training import files
 from training.corpus import HELD_OUT, HELD_OUT_PACKAGES, TRAIN, iter_documents, load_manifest
 from training.tokenizer import load_tokenizer

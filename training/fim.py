@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from refiner.tokens import EOS, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, PAD
+from backends.tokens import EOS, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, PAD
 
 IGNORE = -100  # label of padding: cross_entropy's default ignore_index
 

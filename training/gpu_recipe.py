@@ -53,8 +53,8 @@ from typing import Any, ClassVar
 import torch
 from transformers import LlamaForCausalLM
 
+from backends.tokens import SPECIAL_TOKENS
 from refiner.model import RefinerModel
-from refiner.tokens import SPECIAL_TOKENS
 from training import files
 from training.checkpoint import CHECKPOINT_FILE
 from training.corpus import (

@@ -2,7 +2,7 @@
 
 The drafter and the refiner share this tokenizer. Its shape:
 
-- ids 0..6 are :data:`refiner.tokens.SPECIAL_TOKENS`, in that order;
+- ids 0..6 are :data:`backends.tokens.SPECIAL_TOKENS`, in that order;
 - then the 256 byte symbols, so every string is encodable and nothing is ever unknown;
 - a byte-level pre-tokenizer (GPT-2 split rule, no prefix space) and decoder, with no
   normalizer, so ``decode(encode(text)) == text`` for any text, and character offsets
@@ -29,7 +29,7 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from refiner.tokens import EOS, MASK, PAD, SPECIAL_TOKENS
+from backends.tokens import EOS, MASK, PAD, SPECIAL_TOKENS
 from training import files
 from training.corpus import HELD_OUT, SPLITS, TRAIN, iter_documents, load_manifest, summarize
 from training.sources import CODE, KINDS, PROSE, Document

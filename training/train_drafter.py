@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from refiner.tokens import EOS, PAD
+from backends.tokens import EOS, PAD
 from training.checkpoint import check_saved_weights
 from training.data import copy_tokenizer, load_training_data, step_seed
 from training.fim import IGNORE, FimIds, FimSpec, fim_batch

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
+from backends.tokens import SPECIAL_TOKENS, special_ids
 from refiner.model import PRESETS, Preset, RefinerModel, refiner_config
 from refiner.schedule import apply_noise, diffusion_loss, sample_times
-from refiner.tokens import SPECIAL_TOKENS, special_ids
 from training.data import copy_tokenizer, load_training_data, step_generator, unigram_counts
 from training.loop import Forward, LoopConfig, TrainResult, run_training, save_model
 from training.model_card import write_card

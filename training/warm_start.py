@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from backends.tokens import special_ids
 from refiner.model import RefinerConfig, RefinerModel
-from refiner.tokens import special_ids
 from training.checkpoint import check_saved_weights
 from training.data import tokenizer_hash
 from training.tokenizer import load_tokenizer

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from refiner.editing import SpanEdit, fill_spans
+from refiner.editing import SpanEdit
 from refiner.remasking import Span
 from refiner.sampler import SamplerConfig
 from refiner.text import TextRefiner
@@ -133,7 +133,8 @@ def _regions(marks: list[_Staged], changes: Sequence[tuple[int, int, str]]) -> l
             cur[1], cur[2], cur[3] = max(cur[1], e), cur[2] + d_orig, cur[3] + d_final
             continue
         if cur:
-            out.append(Region(cur[0] + to_orig, cur[1] + to_orig + cur[2], cur[0] + to_final, cur[1] + to_final + cur[3]))
+            out.append(Region(cur[0] + to_orig, cur[1] + to_orig + cur[2],
+                              cur[0] + to_final, cur[1] + to_final + cur[3]))
             to_orig, to_final = to_orig + cur[2], to_final + cur[3]
         cur = [s, e, d_orig, d_final]
     if cur:
@@ -218,7 +219,6 @@ def _denoise(staged: str, ids: list[int], offsets: list[Span], edits: dict[tuple
              params: ComplianceParams) -> tuple[list[tuple[int, int, str]], int, list[str]]:
     """Fill the spans of ``edits`` (retrying those that still hold a banned phrase); delete the rest."""
     check = any_phrase(banned)
-    sp = refiner.special
     nfe = 0
     failed: list[str] = [rule for _, _, rule in over_budget]
     chosen: dict[tuple[int, int], list[int]] = {(s, e): [] for s, e, _ in over_budget}
@@ -229,9 +229,7 @@ def _denoise(staged: str, ids: list[int], offsets: list[Span], edits: dict[tuple
         cfg = SamplerConfig(steps=params.steps, threshold=params.threshold,
                             temperature=0.0 if attempt == 0 else 0.8,
                             seed=None if params.seed is None else params.seed + attempt)
-        res = fill_spans(refiner.predictor, [ids], [[SpanEdit.remask(s, e) for s, e in pending]],
-                         pad_id=int(sp.pad or 0), window=params.window, config=refiner.sampler(cfg),
-                         filler_id=sp.filler)[0]
+        res = refiner.fill([ids], [[SpanEdit.remask(s, e) for s, e in pending]], cfg, params.window)[0]
         nfe += res.nfe
         still = []
         for f in res.spans:

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from refiner.editing import EditResult, SpanEdit, fill_spans, infill_variable
-from refiner.remasking import mask_to_spans, plan_remask
+from drafter.model import Drafter
+from drafter.outputs import Draft
+from drafter.params import GenerationParams
+from refiner.editing import EditResult, SpanEdit
+from refiner.remasking import doubtful_spans
 from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import TextRefiner
 from workflows.audit import AuditRecord, ModelInfo
@@ -80,24 +81,24 @@ def infill(
     suffix: str,
     params: InfillParams,
     refiner: TextRefiner,
-    drafter: Any | None = None,
+    drafter: Drafter | None = None,
     on_snapshot: SnapshotFn | None = None,
 ) -> InfillResult:
     """Fill the middle between ``prefix`` and ``suffix`` in the requested mode."""
     check_context(prefix, suffix)
     if params.mode in ("ar", "hybrid") and drafter is None:
         raise ValueError(f"mode {params.mode!r} needs a drafter")
-    models = [ModelInfo.of(refiner.name, getattr(refiner, "path", None))]
+    models = [ModelInfo.of(refiner.name, refiner.path)]
     if drafter is not None:
         models.append(ModelInfo.of(drafter.name, getattr(drafter, "path", None)))
     audit = AuditRecord("infill", models, params.model_dump(), params.seed)
     at = len(prefix)
-    if params.mode == "diffusion":
+    if drafter is None or params.mode == "diffusion":  # the other modes were refused without a drafter
         with audit.timed("refine"):
             res = _diffusion(prefix, suffix, params, refiner, on_snapshot)
     else:
         with audit.timed("draft"):
-            draft = _draft(prefix, suffix, params, drafter)
+            draft = draft_many([(prefix, suffix, params)], drafter)[0]
         if params.mode == "ar":
             res = ar_result(at, draft)
         else:
@@ -114,7 +115,8 @@ def fit_context(prefix: str, suffix: str, tokenizer: Any, budget: int) -> tuple[
     up to three quarters of the budget and the suffix the rest (or whatever it leaves).
     """
     def offsets(text: str) -> list[tuple[int, int]]:
-        return [tuple(o) for o in tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [tuple(o) for o in enc["offset_mapping"]]
 
     p_off, s_off = offsets(prefix), offsets(suffix)
     if len(p_off) + len(s_off) <= budget:
@@ -126,15 +128,11 @@ def fit_context(prefix: str, suffix: str, tokenizer: Any, budget: int) -> tuple[
     return new_prefix, new_suffix
 
 
-def _draft(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> Any:
-    return draft_many([(prefix, suffix, params)], drafter)[0]
-
-
 # drafter context when its config states none (a model with no position limit)
 UNBOUNDED_CONTEXT_TOKENS = 1024
 
 
-def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Any) -> tuple[str, str]:
+def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Drafter) -> tuple[str, str]:
     """The prefix and suffix the drafter sees, nearest the hole first.
 
     The FIM prompt (control tokens, prefix, suffix) leaves room in the drafter's trained
@@ -145,7 +143,7 @@ def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Any) 
     built and measured, since trimming counts the tokenizer's tokens and the prompt's
     encoding can differ at the edges; whatever is returned makes a prompt that fits.
     """
-    ctx = getattr(drafter, "context_length", None)
+    ctx = drafter.context_length
     if not ctx:
         budget = params.context_tokens or UNBOUNDED_CONTEXT_TOKENS
         return fit_context(prefix, suffix, drafter.tokenizer, budget)
@@ -167,14 +165,12 @@ def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Any) 
         budget = max(0, min(budget - 1, budget * (limit - overhead) // used))
 
 
-def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Any) -> list[Any]:
+def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Drafter) -> list[Draft]:
     """FIM drafts of several holes (``(prefix, suffix, params)``) in one batched generation.
 
     Each row keeps its own generation settings (length, temperature, stop strings, seed);
     a serving replica collects concurrent requests into such a list.
     """
-    from drafter.params import GenerationParams
-
     prompts, gps = [], []
     stop_ids: frozenset[int] = frozenset()
     for prefix, suffix, params in items:
@@ -187,7 +183,7 @@ def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Any) -> list
     return drafter.generate_batch(prompts, gps, stop_ids=stop_ids) if prompts else []
 
 
-def ar_result(at: int, draft: Any) -> InfillResult:
+def ar_result(at: int, draft: Draft) -> InfillResult:
     """The drafter's answer as an infill result (mode ``ar``); ``at`` = len(prefix)."""
     tokens = [InfillToken(draft.text[s:e], math.exp(lp) if math.isfinite(lp) else 0.0, False)
               for (s, e), lp in zip(draft.offsets, draft.logprobs)]
@@ -199,13 +195,11 @@ def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefi
     left, _ = refiner.encode(prefix)
     right, _ = refiner.encode(suffix)
     n = params.max_tokens
-    max_len = refiner.predictor.max_length
+    max_len = refiner.max_length
     if max_len is not None:  # the span and its context share the model's context: keep half for context
         n = min(n, max(1, max_len // 2))
     lengths = sorted({max(1, n // 4), max(1, n // 2), n})
-    sp = refiner.special
-    ranked = infill_variable(refiner.predictor, left, right, lengths, pad_id=int(sp.pad or 0),
-                             window=params.window, config=refiner.sampler(_sampler(params)), filler_id=sp.filler)
+    ranked = refiner.fill_lengths(left, right, lengths, _sampler(params), params.window)
     best = ranked[0]
     tokens = [InfillToken(refiner.decode([t]), c, True) for t, c in zip(best.tokens, best.confidence)]
     at = len(prefix)
@@ -231,7 +225,7 @@ class HybridPlan:
         return [SpanEdit.remask(len(self.left) + s, len(self.left) + e) for s, e in self.spans]
 
 
-def plan_hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner) -> HybridPlan:
+def plan_hybrid(prefix: str, suffix: str, draft: Draft, params: InfillParams, refiner: TextRefiner) -> HybridPlan:
     """Map the draft onto refiner tokens and choose its weak tokens (below ``remask_below``, capped)."""
     left, _ = refiner.encode(prefix)
     right, _ = refiner.encode(suffix)
@@ -242,10 +236,9 @@ def plan_hybrid(prefix: str, suffix: str, draft: Any, params: InfillParams, refi
     for s, e in mid_off:
         over = [p for (ds, de), p in zip(draft.offsets, d_prob) if ds < e and s < de] or [1.0]
         conf.append(min(over))
-    scores = torch.tensor(conf)
-    chosen = plan_remask(scores < params.remask_below, scores, dilation=0, merge_gap=1, max_fraction=params.remask_cap)
+    spans = doubtful_spans(conf, params.remask_below, dilation=0, merge_gap=1, max_fraction=params.remask_cap)
     tokens = [InfillToken(refiner.decode([t]), c, False) for t, c in zip(mid, conf)]
-    return HybridPlan(len(prefix), left, mid, right, tokens, mask_to_spans(chosen), draft.text)
+    return HybridPlan(len(prefix), left, mid, right, tokens, spans, draft.text)
 
 
 def finish_hybrid(plan: HybridPlan, out: EditResult | None, refiner: TextRefiner) -> InfillResult:
@@ -273,10 +266,10 @@ def finish_hybrid(plan: HybridPlan, out: EditResult | None, refiner: TextRefiner
     return InfillResult(text, plan.at, plan.at, "hybrid", new_tokens, draft=plan.draft, nfe=out.nfe)
 
 
-def refine_drafts(items: list[tuple[str, str, Any, InfillParams]], refiner: TextRefiner) -> list[InfillResult]:
+def refine_drafts(items: list[tuple[str, str, Draft, InfillParams]], refiner: TextRefiner) -> list[InfillResult]:
     """The hybrid refinement of several drafts (``(prefix, suffix, draft, params)``), batched.
 
-    Drafts whose sampler settings agree go through one :func:`fill_spans` run (a serving
+    Drafts whose sampler settings agree go through one :meth:`TextRefiner.fill` run (a serving
     replica collects concurrent requests into such a list); the results equal
     :func:`infill` in hybrid mode given the same drafts, up to sampling noise with a
     temperature above 0. An empty draft falls back to diffusion, as in :func:`infill`.
@@ -295,18 +288,16 @@ def refine_drafts(items: list[tuple[str, str, Any, InfillParams]], refiner: Text
             continue
         key = repr((_sampler(params), params.window))  # only identical settings share a run
         groups.setdefault(key, []).append((i, plan))
-    sp = refiner.special
     for members in groups.values():
         params = items[members[0][0]][3]
-        outs = fill_spans(refiner.predictor, [p.left + p.mid + p.right for _, p in members], [p.edits for _, p in members],
-                          pad_id=int(sp.pad or 0), window=params.window, config=refiner.sampler(_sampler(params)),
-                          filler_id=sp.filler)
+        outs = refiner.fill([p.left + p.mid + p.right for _, p in members], [p.edits for _, p in members],
+                            _sampler(params), params.window)
         for (i, plan), out in zip(members, outs):
             results[i] = finish_hybrid(plan, out, refiner)
     return [r for r in results if r is not None]
 
 
-def refine_draft(prefix: str, suffix: str, draft: Any, params: InfillParams, refiner: TextRefiner,
+def refine_draft(prefix: str, suffix: str, draft: Draft, params: InfillParams, refiner: TextRefiner,
                  on_snapshot: SnapshotFn | None) -> InfillResult:
     """The hybrid step of one draft: re-mask its doubtful tokens and denoise them, reporting
     each step to ``on_snapshot`` (a serving replica streams one draft this way)."""
@@ -332,10 +323,8 @@ def refine_draft(prefix: str, suffix: str, draft: Any, params: InfillParams, ref
         pieces.append(refiner.decode(mid[cursor:]))
         return "".join(pieces)
 
-    sp = refiner.special
-    out = fill_spans(refiner.predictor, [plan.left + mid + plan.right], [plan.edits], pad_id=int(sp.pad or 0),
-                     window=params.window, config=refiner.sampler(_sampler(params)), filler_id=sp.filler,
-                     on_step=_snapshots(refiner, on_snapshot, render))[0]
+    out = refiner.fill([plan.left + mid + plan.right], [plan.edits], _sampler(params), params.window,
+                       on_step=_snapshots(refiner, on_snapshot, render))[0]
     res = finish_hybrid(plan, out, refiner)
     if on_snapshot is not None:
         on_snapshot(res.text)

@@ -28,10 +28,8 @@ import math
 import re
 from dataclasses import dataclass
 
-import torch
-
-from refiner.editing import pad_batch
 from refiner.lexicon import CLAUSE, Lexicon, case_like, words
+from refiner.scoring import ScoreRow
 from refiner.text import TextRefiner
 from workflows.edits import Edit
 
@@ -80,13 +78,11 @@ def looks_like_code(text: str) -> bool:
     return hits >= max(1, len(lines) / 3) and hits >= min(2, len(lines))
 
 
-@torch.inference_mode()
 def score_alternatives(text: str, alts: list[_Alt], refiner: TextRefiner, context_chars: int,
                        batch_rows: int = 256) -> list[float]:
     """Sum of log-probabilities the refiner gives each alternative's tokens in its window."""
-    mask = int(refiner.predictor.mask_token_id)  # type: ignore[arg-type]
-    rows: list[list[int]] = []
-    targets: list[tuple[int, list[int], list[int]]] = []  # (alt index, positions, true ids)
+    rows: list[ScoreRow] = []
+    owner: list[int] = []  # the alternative each row scores
     for k, a in enumerate(alts):
         left = text[max(0, a.start - context_chars) : a.start]
         right = text[a.end : a.end + context_chars]
@@ -94,25 +90,17 @@ def score_alternatives(text: str, alts: list[_Alt], refiner: TextRefiner, contex
         lo, hi = len(left), len(left) + len(a.after)
         idx = [i for i, (s, e) in enumerate(offsets) if s < max(hi, lo + 1) and lo < e]
         if not idx:
-            targets.append((k, [], []))
             continue
-        if a.pll:
+        if a.pll:  # one row per token, each masked alone
             first, last = max(0, idx[0] - a.extra), min(len(ids), idx[-1] + 1 + a.extra)
-            for i in range(first, last):
-                rows.append([*ids[:i], mask, *ids[i + 1:]])
-                targets.append((k, [i], [ids[i]]))
+            rows += [ScoreRow(ids, masked=[i], scored=[i]) for i in range(first, last)]
+            owner += [k] * (last - first)
         else:
-            rows.append([mask if i in idx else t for i, t in enumerate(ids)])
-            targets.append((k, idx, [ids[i] for i in idx]))
+            rows.append(ScoreRow(ids, masked=idx, scored=idx))
+            owner.append(k)
     scores = [0.0] * len(alts)
-    pad = int(refiner.special.pad or 0)
-    device = getattr(refiner.predictor, "device", torch.device("cpu"))
-    row_targets = [t for t in targets if t[1]]
-    for b in range(0, len(rows), batch_rows):
-        x, attn = pad_batch(rows[b : b + batch_rows], pad)  # (N, W)
-        logp = torch.log_softmax(refiner.predictor(x.to(device), attn.to(device)).float().cpu(), -1)
-        for r, (k, pos, true) in enumerate(row_targets[b : b + batch_rows]):
-            scores[k] += float(logp[r, pos, true].sum())
+    for k, logp in zip(owner, refiner.score(rows, batch_rows)):
+        scores[k] += logp
     return scores
 
 

@@ -17,17 +17,16 @@ pseudo-likelihood check approved them. Code is never proofread.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from refiner.editing import window_scores
-from refiner.remasking import Span, mask_to_spans, plan_remask
+from drafter.model import Drafter
+from refiner.remasking import Span, doubtful_spans, token_spans, validate_char_spans
 from refiner.sampler import SamplerConfig, StepEvent
-from refiner.text import TextRefiner
+from refiner.text import RevisedText, TextRefiner
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.edits import Edit, compute_edits, languagetool_matches, unified_diff
 from workflows.options import ReviseParams
@@ -55,7 +54,7 @@ def revise(
     text: str,
     params: ReviseParams,
     refiner: TextRefiner,
-    drafter: Any | None = None,
+    drafter: Drafter | None = None,
     on_snapshot: SnapshotFn | None = None,
     name: str = "text",
 ) -> ReviseResult:
@@ -66,49 +65,33 @@ def revise(
         raise ValueError(f"text has {len(text)} characters, over the limit of {params.max_chars}")
     if params.spans is None and params.detect in ("drafter", "both") and drafter is None:
         raise ValueError(f"detect={params.detect!r} needs a drafter")
-    models = [ModelInfo.of(refiner.name, getattr(refiner, "path", None))]
-    if drafter is not None:
-        models.append(ModelInfo.of(drafter.name, getattr(drafter, "path", None)))
-    audit = AuditRecord("revise", models, params.model_dump(), params.seed)
+    audit = _audit(params, refiner, drafter)
     cfg = SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature,
                         seed=params.seed, cache=params.cache)
 
     stage: list[Edit] = []  # proofreading's edits, offsets into ``text``
     source = text
     if params.spans is None and _is_prose(text, params.language):
-        lexicon = getattr(refiner, "lexicon", None)
-        if (params.spelling and lexicon is not None) or params.word_order:
-            with audit.timed("proofread"):
-                text, stage = proofread(source, refiner, lexicon, ProofreadConfig(),
-                                        spelling=params.spelling, word_order=params.word_order and lexicon is not None)
-            if stage and on_snapshot is not None:
-                on_snapshot(text)
+        text, stage = _proofread_stage(source, params, refiner, audit, on_snapshot)
         if not params.rewrite_prose:
-            edits = _relabel(compute_edits(source, text, reason="spelling"), stage)
-            return ReviseResult(text, edits, unified_diff(source, text, name=name) if edits else "",
-                                languagetool_matches(source, edits), audit=audit)
+            return _staged_only(source, text, stage, audit, name)
 
     with audit.timed("tokenize"):
         ids, offsets = refiner.encode(text)
     if params.spans is not None:
-        from refiner.remasking import char_spans_to_token_mask, validate_char_spans
-
         reason = "user_span"
-        token_spans = mask_to_spans(char_spans_to_token_mask(offsets, validate_char_spans(text, params.spans)))
+        spans = token_spans(offsets, validate_char_spans(text, params.spans))
     else:
         reason = "low_confidence"
         with audit.timed("score"):
             probs = doubt_scores(text, ids, offsets, params, refiner, drafter)
-        chosen = plan_remask(probs < params.remask_below, probs, params.dilation, params.merge_gap, params.max_fraction)
-        token_spans = mask_to_spans(chosen)
-    if not token_spans:
-        edits = _relabel(compute_edits(source, text, reason="spelling"), stage)
-        return ReviseResult(text, edits, unified_diff(source, text, name=name) if edits else "",
-                            languagetool_matches(source, edits), audit=audit)
+        spans = doubtful_spans(probs, params.remask_below, params.dilation, params.merge_gap, params.max_fraction)
+    if not spans:
+        return _staged_only(source, text, stage, audit, name)
 
     with audit.timed("refine"):
-        out = refiner.revise_tokens(text, ids, offsets, token_spans, cfg, params.window,
-                                    on_step=_snapshots(text, ids, offsets, token_spans, refiner, on_snapshot))
+        out = refiner.revise_tokens(text, ids, offsets, spans, cfg, params.window,
+                                    on_step=_snapshots(text, offsets, spans, refiner, on_snapshot))
     if params.spans is None and params.only_improvements and out.edits:
         with audit.timed("verify"):
             out = keep_improvements(text, out, refiner, params)
@@ -119,9 +102,37 @@ def revise(
     if on_snapshot is not None:
         on_snapshot(out.text)
     char_spans = [(to_original(offsets[s][0], stage), to_original(offsets[e - 1][1], stage, right=True))
-                  for s, e in token_spans]
+                  for s, e in spans]
     return ReviseResult(out.text, edits, unified_diff(source, out.text, name=name),
                         languagetool_matches(source, edits), nfe=out.nfe, spans=char_spans, audit=audit)
+
+
+def _audit(params: ReviseParams, refiner: TextRefiner, drafter: Drafter | None) -> AuditRecord:
+    models = [ModelInfo.of(refiner.name, refiner.path)]
+    if drafter is not None:
+        models.append(ModelInfo.of(drafter.name, getattr(drafter, "path", None)))
+    return AuditRecord("revise", models, params.model_dump(), params.seed)
+
+
+def _proofread_stage(source: str, params: ReviseParams, refiner: TextRefiner, audit: AuditRecord,
+                     on_snapshot: SnapshotFn | None) -> tuple[str, list[Edit]]:
+    """Prose proofread (spelling, word order) as the revision's first stage: the text and its edits."""
+    lexicon = refiner.lexicon
+    if not ((params.spelling and lexicon is not None) or params.word_order):
+        return source, []
+    with audit.timed("proofread"):
+        text, stage = proofread(source, refiner, lexicon, ProofreadConfig(),
+                                spelling=params.spelling, word_order=params.word_order and lexicon is not None)
+    if stage and on_snapshot is not None:
+        on_snapshot(text)
+    return text, stage
+
+
+def _staged_only(source: str, text: str, stage: list[Edit], audit: AuditRecord, name: str) -> ReviseResult:
+    """The result when nothing is re-masked: the proofreading's edits alone."""
+    edits = _relabel(compute_edits(source, text, reason="spelling"), stage)
+    return ReviseResult(text, edits, unified_diff(source, text, name=name) if edits else "",
+                        languagetool_matches(source, edits), audit=audit)
 
 
 def _is_prose(text: str, language: str | None) -> bool:
@@ -143,29 +154,26 @@ def _relabel(edits: list[Edit], stage: list[Edit]) -> list[Edit]:
     return out
 
 
-def _text_logp(text: str, refiner: TextRefiner, params: ReviseParams) -> tuple[list[Span], torch.Tensor]:
+def _text_logp(text: str, refiner: TextRefiner, params: ReviseParams) -> tuple[list[Span], list[float]]:
     """Each token's log-probability under the refiner, the text as it stands."""
     ids, offsets = refiner.encode(text)
     chunks, context = scoring_chunks(text, offsets, refiner, params)
-    pad = int(refiner.special.pad or 0)
-    return offsets, window_scores(refiner.predictor, ids, chunks, context, pad, params.verify_stride)
+    return offsets, refiner.token_logprobs(ids, chunks, context, params.verify_stride)
 
 
-def _mean_over(offsets: list[Span], logp: torch.Tensor, start: int, end: int) -> float:
+def _mean_over(offsets: list[Span], logp: list[float], start: int, end: int) -> float:
     """Mean log-probability of the tokens overlapping [start, end) (the nearest token if empty)."""
-    idx = [i for i, (s, e) in enumerate(offsets) if s < max(end, start + 1) and start < e]
-    return float(logp[idx].mean()) if idx else 0.0
+    over = [lp for (s, e), lp in zip(offsets, logp) if s < max(end, start + 1) and start < e]
+    return sum(over) / len(over) if over else 0.0
 
 
-def keep_improvements(text: str, out: Any, refiner: TextRefiner, params: ReviseParams) -> Any:
+def keep_improvements(text: str, out: RevisedText, refiner: TextRefiner, params: ReviseParams) -> RevisedText:
     """Keep only the rewrites the refiner itself scores higher than the text they replace.
 
     A weak or unsure model re-masks right text too; scoring old and new text with the same
     single pass (each token given both sides) turns a rewrite into a claim the model must
     back: mean log-probability of the new span above the old one's by ``params.margin``.
     """
-    from refiner.text import RevisedText
-
     old_off, old_lp = _text_logp(text, refiner, params)
     new_off, new_lp = _text_logp(out.text, refiner, params)
     kept, shift = [], 0
@@ -180,7 +188,7 @@ def keep_improvements(text: str, out: Any, refiner: TextRefiner, params: ReviseP
     return RevisedText(new, kept, out.nfe)
 
 
-def _with_confidence(e: Edit, spans: list[Any]) -> Edit:
+def _with_confidence(e: Edit, spans: list[Edit]) -> Edit:
     over = [s.confidence for s in spans if s.start <= e.end and e.start <= s.end]
     conf = min(over) if over else e.confidence
     return Edit(e.start, e.end, e.before, e.after, e.reason, round(conf, 4))
@@ -206,27 +214,25 @@ def paragraph_chunks(text: str, offsets: list[Span], chunk_tokens: int) -> list[
 
 
 def refiner_scores(ids: list[int], chunks: list[Span], refiner: TextRefiner, context: int,
-                   stride: int | None = None) -> torch.Tensor:
-    """p the refiner gives each token, chunk by chunk in one batch (see ``window_scores``)."""
-    pad = int(refiner.special.pad or 0)
-    return window_scores(refiner.predictor, ids, chunks, context, pad, stride).exp()
+                   stride: int | None = None) -> list[float]:
+    """p the refiner gives each token, chunk by chunk in one batch (see ``TextRefiner.token_logprobs``)."""
+    return [math.exp(lp) for lp in refiner.token_logprobs(ids, chunks, context, stride)]
 
 
-def scoring_chunks(text: str, offsets: list[Span], refiner: TextRefiner, params: ReviseParams) -> tuple[list[Span], int]:
+def scoring_chunks(text: str, offsets: list[Span], refiner: TextRefiner,
+                   params: ReviseParams) -> tuple[list[Span], int]:
     """Paragraph chunks that fit the model with room for ``context`` tokens on each side."""
-    max_len = refiner.predictor.max_length or 4096
+    max_len = refiner.max_length or 4096
     chunk = min(params.chunk_tokens, max_len // 2)
     context = min(64, (max_len - chunk) // 2)
     return paragraph_chunks(text, offsets, chunk), context
 
 
-def drafter_scores(text: str, offsets: list[Span], drafter: Any) -> torch.Tensor:
+def drafter_scores(text: str, offsets: list[Span], drafter: Drafter) -> list[float]:
     """The drafter's p of each refiner token: the weakest drafter token overlapping it."""
-    import math
-
     sc = drafter.score(text)
     d = [(s, e, math.exp(lp) if math.isfinite(lp) else 1.0) for (s, e), lp in zip(sc.offsets, sc.logprobs)]
-    out = torch.ones(len(offsets))
+    out = [1.0] * len(offsets)
     j = 0
     for i, (s, e) in enumerate(offsets):
         while j < len(d) and d[j][1] <= s:
@@ -240,33 +246,31 @@ def drafter_scores(text: str, offsets: list[Span], drafter: Any) -> torch.Tensor
 
 
 def doubt_scores(text: str, ids: list[int], offsets: list[Span], params: ReviseParams,
-                 refiner: TextRefiner, drafter: Any | None) -> torch.Tensor:
+                 refiner: TextRefiner, drafter: Drafter | None) -> list[float]:
     """Per-token probability that the token is right; the lower, the more doubtful."""
-    scores = torch.ones(len(ids))
+    scores = [1.0] * len(ids)
     if params.detect in ("refiner", "both"):
         chunks, context = scoring_chunks(text, offsets, refiner, params)
-        scores = torch.minimum(scores, refiner_scores(ids, chunks, refiner, context))
-    if params.detect in ("drafter", "both"):
-        scores = torch.minimum(scores, drafter_scores(text, offsets, drafter))
+        scores = [min(a, b) for a, b in zip(scores, refiner_scores(ids, chunks, refiner, context))]
+    if params.detect in ("drafter", "both") and drafter is not None:
+        scores = [min(a, b) for a, b in zip(scores, drafter_scores(text, offsets, drafter))]
     # whitespace-only tokens are never doubtful on their own: re-masking them churns layout
-    for i, (s, e) in enumerate(offsets):
-        if text[s:e].isspace():
-            scores[i] = 1.0
-    return scores
+    return [1.0 if text[s:e].isspace() else p for p, (s, e) in zip(scores, offsets)]
 
 
-def _snapshots(text: str, ids: list[int], offsets: list[Span], token_spans: list[Span],
-               refiner: TextRefiner, on_snapshot: SnapshotFn | None) -> Callable[[StepEvent], None] | None:
+def _snapshots(text: str, offsets: list[Span], spans: list[Span], refiner: TextRefiner,
+               on_snapshot: SnapshotFn | None) -> Callable[[StepEvent], None] | None:
     if on_snapshot is None:
         return None
 
     def cb(ev: StepEvent) -> None:
         state = iter(ev.span_state())
         pieces, cursor = [], 0
-        for s, e in token_spans:
+        for s, e in spans:
             cs = offsets[s][0]
             pieces.append(text[cursor:cs])
-            pieces.append("".join(MASK_GLYPH if m else refiner.decode([t]) for t, m in (next(state) for _ in range(e - s))))
+            span_state = (next(state) for _ in range(e - s))
+            pieces.append("".join(MASK_GLYPH if masked else refiner.decode([t]) for t, masked in span_state))
             cursor = offsets[e - 1][1]
         pieces.append(text[cursor:])
         on_snapshot("".join(pieces))

@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from backends.tokens import special_ids
 from refiner.model import RefinerModel, refiner_config
-from refiner.tokens import special_ids
 from tests.conftest import build_tiny_tokenizer
 from training.corpus import FORMAT
 

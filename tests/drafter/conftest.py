@@ -26,8 +26,8 @@ from tokenizers import (
 )
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from backends import tokens as T
 from drafter import Drafter
-from refiner import tokens as T
 
 # tiny models: starting threads costs more than the arithmetic, and the cores are shared
 torch.set_num_threads(1)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
+from backends import tokens as T
 from drafter import (
     FIM_FORMATS,
     Drafter,
@@ -16,7 +17,6 @@ from drafter import (
     fim_prompt_ids,
 )
 from drafter.text import decode
-from refiner import tokens as T
 from tests.drafter.conftest import make_tokenizer, reference_greedy, tiny_llama
 
 DS = "<\uff5cfim\u2581{}\uff5c>"  # DeepSeek-Coder's fullwidth-bar spelling

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import BertConfig, T5Config
 
+from backends import tokens as T
 from drafter import Drafter, GenerationParams
 from drafter.text import encode_text
-from refiner import tokens as T
 from tests.drafter.conftest import CONTEXT, make_tokenizer, save_drafter, tiny_llama
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from transformers import PreTrainedTokenizerFast
 
+from backends import tokens as T
 from drafter.stopping import StopTracker
 from drafter.text import IncrementalDecoder, decode, encode_text, leading_special_ids
-from refiner import tokens as T
 
 
 def _vocab_id(tok: PreTrainedTokenizerFast, token: str) -> int:

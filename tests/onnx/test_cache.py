@@ -12,6 +12,7 @@ import torch
 pytest.importorskip("onnxruntime")
 from backends import onnx_runtime as ort_backend
 from backends.onnx_runtime import ExportMeta, cached_export, providers_for, session_options
+from refiner.onnx_backend import load_onnx_predictor
 from refiner.predictor import load_predictor
 from tests.onnx.conftest import save_tiny_refiner
 
@@ -23,7 +24,7 @@ def _export_files(root: Path) -> tuple[bytes, dict]:
 
 def test_metadata_records_the_source(tmp_path: Path) -> None:
     root = save_tiny_refiner(tmp_path)
-    load_predictor(root, backend="onnx")
+    load_onnx_predictor(root)
     _, meta = _export_files(root)
     assert meta["kind"] == "refiner" and meta["opset"] == ort_backend.OPSET
     assert meta["torch_version"] == torch.__version__
@@ -33,21 +34,21 @@ def test_metadata_records_the_source(tmp_path: Path) -> None:
 
 def test_fresh_export_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = save_tiny_refiner(tmp_path)
-    load_predictor(root, backend="onnx")
+    load_onnx_predictor(root)
 
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("a fresh export was rebuilt")
 
     monkeypatch.setattr("refiner.onnx_backend.export_predictor", no_export)
-    load_predictor(root, backend="onnx")
+    load_onnx_predictor(root)
 
 
 def test_new_weights_make_the_export_stale(tmp_path: Path) -> None:
     root = save_tiny_refiner(tmp_path, seed=0)
-    load_predictor(root, backend="onnx")
+    load_onnx_predictor(root)
     graph_before, meta_before = _export_files(root)
     save_tiny_refiner(root, seed=1)  # retrained: same shapes, other weights
-    onnx, _ = load_predictor(root, backend="onnx")
+    onnx, _ = load_onnx_predictor(root)
     graph_after, meta_after = _export_files(root)
     assert meta_after["source_sha256"] != meta_before["source_sha256"]
     assert graph_after != graph_before
@@ -60,7 +61,7 @@ def test_new_weights_make_the_export_stale(tmp_path: Path) -> None:
 @pytest.mark.parametrize("field", ["torch_version", "opset", "variant"])
 def test_other_builds_are_stale(tmp_path: Path, field: str) -> None:
     root = save_tiny_refiner(tmp_path)
-    load_predictor(root, backend="onnx")
+    load_onnx_predictor(root)
     meta_file = root / "onnx" / "export.json"
     meta = json.loads(meta_file.read_text())
     meta[field] = 1 if field == "opset" else "something else"
@@ -68,13 +69,13 @@ def test_other_builds_are_stale(tmp_path: Path, field: str) -> None:
     sha = meta["source_sha256"]
     expected = ExportMeta(kind="refiner", variant="mask_predictor", source_sha256=sha)
     assert not ort_backend.is_fresh(root, expected)
-    load_predictor(root, backend="onnx")
+    load_onnx_predictor(root)
     assert ort_backend.is_fresh(root, expected)
 
 
 def test_a_failed_export_leaves_the_old_one(tmp_path: Path) -> None:
     root = save_tiny_refiner(tmp_path)
-    load_predictor(root, backend="onnx")
+    load_onnx_predictor(root)
     before = _export_files(root)
     meta = ExportMeta(kind="refiner", variant="other", source_sha256="0" * 64)
 

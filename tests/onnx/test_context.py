@@ -16,9 +16,11 @@ import pytest
 import torch
 
 from drafter import GenerationParams
-from refiner.editing import SpanEdit, fill_spans, window_scores
+from refiner.editing import SpanEdit, fill_spans
+from refiner.onnx_backend import load_onnx_predictor
 from refiner.predictor import load_predictor
 from refiner.sampler import SamplerConfig
+from refiner.scoring import window_scores
 
 pytest.importorskip("onnxruntime")
 from drafter.onnx_backend import OnnxDrafter, load_drafter
@@ -73,7 +75,7 @@ def test_onnx_drafter_generates_and_scores_within_the_context(onnx_drafter: Onnx
 
 
 def test_onnx_refiner_windows_fit_the_context(refiner_dir: Path) -> None:
-    pred, _ = load_predictor(refiner_dir, backend="onnx")
+    pred, _ = load_onnx_predictor(refiner_dir)
     assert isinstance(pred, OnnxMaskPredictor) and pred.max_length == REFINER_CONTEXT
     rec = SessionRecorder(pred.session)
     pred.session = rec
@@ -93,7 +95,7 @@ def test_a_bf16_sharded_refiner_exports_and_matches_float32(tmp_path: Path) -> N
     model = RefinerModel(refiner_config("tiny"))
     copy.deepcopy(model).to(torch.bfloat16).save_pretrained(tmp_path, max_shard_size="10KB")
     eager, _ = load_predictor(tmp_path)
-    onnx, _ = load_predictor(tmp_path, backend="onnx")
+    onnx, _ = load_onnx_predictor(tmp_path)
     ids = torch.randint(0, 60, (2, 40))
     mask = torch.ones_like(ids)
     assert float((onnx(ids, mask) - eager(ids, mask)).abs().max()) < 1e-3

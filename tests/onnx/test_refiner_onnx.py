@@ -10,9 +10,10 @@ import torch
 
 from refiner.predictor import HFMaskPredictor, MaskPredictor, load_predictor
 from refiner.sampler import SamplerConfig, denoise
+from refiner.text import TextRefiner
 
 pytest.importorskip("onnxruntime")
-from refiner.onnx_backend import OnnxMaskPredictor, onnx_predictor
+from refiner.onnx_backend import OnnxMaskPredictor, load_onnx_predictor, onnx_predictor
 
 VOCAB, MASK = 64, 63  # the tiny preset
 
@@ -20,7 +21,7 @@ VOCAB, MASK = 64, 63  # the tiny preset
 @pytest.fixture(scope="module")
 def pair(refiner_dir: Path) -> tuple[HFMaskPredictor, OnnxMaskPredictor]:
     eager, _ = load_predictor(refiner_dir)
-    onnx, _ = load_predictor(refiner_dir, backend="onnx")
+    onnx, _ = load_onnx_predictor(refiner_dir)
     return eager, onnx
 
 
@@ -81,10 +82,10 @@ def test_denoise_gives_the_same_text(pair) -> None:
 
 def test_providers_are_logged(refiner_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="backends.onnx_runtime"):
-        load_predictor(refiner_dir, backend="onnx")
+        load_onnx_predictor(refiner_dir)
     assert any("providers ['CPUExecutionProvider']" in r.getMessage() for r in caplog.records)
 
 
 def test_unknown_backend_is_refused(refiner_dir: Path) -> None:
     with pytest.raises(ValueError, match="unknown backend"):
-        load_predictor(refiner_dir, backend="tensorrt")  # type: ignore[call-overload]
+        TextRefiner.from_pretrained(refiner_dir, backend="tensorrt")  # type: ignore[arg-type]

@@ -13,21 +13,13 @@ from typing import Any
 import pytest
 import torch
 
-from refiner.editing import (
-    SpanEdit,
-    fill_spans,
-    fit_chunks,
-    infill_variable,
-    plan_windows,
-    split_room,
-    token_scores,
-    window_scores,
-)
+from backends.tokens import special_ids
+from refiner.editing import SpanEdit, fill_spans, infill_variable, plan_windows, split_room
 from refiner.model import RefinerModel, refiner_config
 from refiner.predictor import HFMaskPredictor, native_predictor
 from refiner.sampler import SamplerConfig
+from refiner.scoring import fit_chunks, token_scores, window_scores
 from refiner.text import TextRefiner
-from refiner.tokens import special_ids
 
 SMALL = 32
 PAD = 62  # the tiny preset's pad id (vocabulary 64)

@@ -7,9 +7,9 @@ from refiner.editing import (
     infill,
     infill_variable,
     plan_windows,
-    token_scores,
 )
 from refiner.sampler import SamplerConfig
+from refiner.scoring import token_scores
 from tests.refiner.stubs import FILLER, MASK, PAD, CopyLeftPredictor, FixedPredictor
 
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from backends.tokens import special_ids
 from refiner.text import TextRefiner, tiny_text_refiner
-from refiner.tokens import special_ids
 
 
 class Oracle:
@@ -59,3 +59,16 @@ def test_infill_text_and_empty_context(tiny_tokenizer):
     assert isinstance(text, str) and score <= 0.0
     with pytest.raises(ValueError, match="no context"):
         r.infill("", "")
+
+
+def test_text_refiner_scores_with_its_own_ids(tiny_tokenizer):
+    from refiner.scoring import ScoreRow, window_scores
+
+    r = tiny_text_refiner(tiny_tokenizer)
+    ids, _ = r.encode("def add(a, b):\n    return a + b\n")
+    logp = r.token_logprobs(ids, [(0, len(ids))], context=8, stride=2)
+    assert logp == window_scores(r.predictor, ids, [(0, len(ids))], 8, r.pad_id, 2).tolist()
+    (whole,) = r.score([ScoreRow(ids, masked=[0, 2], scored=[0, 2])])
+    assert whole == sum(r.score([ScoreRow(ids, masked=[0, 2], scored=[0]), ScoreRow(ids, masked=[0, 2], scored=[2])]))
+    top = r.top_k_between([(ids[:3], ids[4:])], k=5)[0]
+    assert len(top) == 5 and not set(top) & set(r.sampler(None).suppress_ids)  # text tokens only

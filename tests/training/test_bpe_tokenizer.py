@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from refiner.tokens import EOS, FILLER, MASK, PAD, SPECIAL_TOKENS, special_ids
+from backends.tokens import EOS, FILLER, MASK, PAD, SPECIAL_TOKENS, special_ids
 from training.corpus import HELD_OUT, TRAIN, iter_documents
 from training.sources import CODE, PROSE, Document
 from training.tokenizer import (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from refiner.tokens import SPECIAL_TOKENS, special_ids
+from backends.tokens import SPECIAL_TOKENS, special_ids
 from training.corpus import (
     HELD_OUT,
     HELD_OUT_PACKAGES,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from train_fakes import toy_corpus, toy_tokenizer  # noqa: F401  (fixtures)
 
-from refiner.tokens import EOS
+from backends.tokens import EOS
 from training import data
 from training.corpus import TRAIN, iter_documents
 from training.data import (

@@ -10,8 +10,8 @@ import torch
 from train_fakes import renamed_tokenizer, toy_corpus, toy_tokenizer  # noqa: F401  (fixtures)
 from transformers import LlamaForCausalLM
 
+from backends.tokens import special_ids
 from refiner.model import RefinerModel, rotary_tables
-from refiner.tokens import special_ids
 from training.data import copy_tokenizer
 from training.loop import save_model
 from training.tokenizer import load_tokenizer

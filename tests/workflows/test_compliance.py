@@ -4,8 +4,8 @@ import time
 import pytest
 import torch
 
+from backends.tokens import special_ids
 from refiner.text import TextRefiner
-from refiner.tokens import special_ids
 from tests.workflows.test_regions import apply_unified
 from workflows.compliance import ComplianceParams, apply_rules
 from workflows.edits import apply_edits

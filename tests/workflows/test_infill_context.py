@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from backends.tokens import special_ids
 from drafter import Drafter
 from refiner.model import RefinerModel, refiner_config
 from refiner.predictor import native_predictor
 from refiner.text import TextRefiner
-from refiner.tokens import special_ids
 from tests.drafter.conftest import PositionRecorder
 from tests.refiner.test_context import Recorder
 from workflows.infill import InfillParams, draft_context, draft_many, infill

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from backends.tokens import special_ids
 from refiner.text import TextRefiner
-from refiner.tokens import special_ids
 from workflows.edits import apply_edits
 from workflows.repair import RepairParams, edit_sites, minimal_fixes, repair
 from workflows.syntax import check
