@@ -1,37 +1,107 @@
-"""The options of each workflow, documented field by field, in one module.
+"""The options of each pipeline, each declared once: name, type, bounds, default, description.
 
-The HTTP request models, the batch request bodies and the CLI flags are derived from these
-models, so an option has one name, one default and one set of bounds whichever way a
-request arrives.
+A request reaches a pipeline four ways: an HTTP request, a line of a batch job, the SDK (which
+sends an HTTP request) and the ``remask`` CLI. The HTTP request models
+(:mod:`workflows.requests`, which batch lines are validated with too) take every option they
+expose from these models with :func:`option`, and the CLI generates its flags from these
+models' fields, so an option means the same thing whichever way it arrives, and an option a
+request leaves out takes the default written here.
+
+The options the denoising pipelines share (step budget, commit threshold, temperature, seed,
+context window, cache) are declared once as annotated types below. Their defaults differ by
+kind of endpoint only where there is a reason, and then they sit in :data:`DEFAULTS`, one row
+per kind, with the reason.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import copy
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows.limits import CEILING_STEPS, CEILING_TOKENS, limited
+from workflows.syntax import TREE_SITTER_GRAMMARS
+
 Mode = Literal["ar", "diffusion", "hybrid"]
+Detect = Literal["refiner", "drafter", "both"]
+Kind = Literal["infill", "revise", "compliance", "repair"]
+
+# the largest integer every JSON client holds exactly (JavaScript's MAX_SAFE_INTEGER; the OpenAPI
+# document writes bounds as doubles too); far inside a 64-bit generator seed, with room for the
+# small offsets the pipelines add to it
+SEED_MAX = 2**53 - 1
 MAX_REWRITES = 64  # default budget of spans the refiner rewrites in one request
+
+
+@dataclass(frozen=True)
+class KindDefaults:
+    """The defaults that differ by kind of endpoint; every path into a kind uses its row."""
+
+    steps: int  # the refiner's denoising step budget
+    seed: int | None  # None: a fresh draw per request (only matters above temperature 0)
+
+
+DEFAULTS: dict[Kind, KindDefaults] = {
+    # the editor's latency budget: in `remask bench sampler --sweep` 16-token spans lose about
+    # half a point of exact match against 16 steps, at a quarter of the forward passes; the seed
+    # follows OpenAI's completions (none unless asked for; greedy by default anyway)
+    "infill": KindDefaults(steps=4, seed=None),
+    # documents and rule sets: quality before latency, and a seed by default so that the audit
+    # record of a result is enough to reproduce it
+    "revise": KindDefaults(steps=16, seed=0),
+    "compliance": KindDefaults(steps=16, seed=0),
+    # every round denoises many short candidate spans (several per edit site), each on a smaller budget
+    "repair": KindDefaults(steps=8, seed=0),
+}
+COMMIT_THRESHOLD = 0.9  # the same for every kind: a lower bar commits worse tokens, a higher one costs steps
+INFILL_MAX_TOKENS = 16  # OpenAI completions' default; a Mistral FIM request's null gets it too
+
+ModeOption = Annotated[Mode, Field(description="ar: the drafter alone; diffusion: the refiner alone (span length "
+                                               "searched); hybrid: the drafter drafts, its weak tokens are re-masked "
+                                               "and the refiner denoises them")]
+Steps = Annotated[int, Field(ge=1, le=CEILING_STEPS, json_schema_extra=limited("max_steps"),
+                             description="denoising step budget of the refiner")]
+Threshold = Annotated[float | None, Field(ge=0.0, le=1.0, description=(
+    "each denoising step commits every position above this confidence (at least one); "
+    "null: an even schedule over steps"))]
+Temperature = Annotated[float, Field(ge=0.0, le=2.0, description="0 = greedy (the same output every time); "
+                                                                "above 0 samples")]
+Seed = Annotated[int | None, Field(ge=0, le=SEED_MAX, description=f"makes sampling reproducible; 0 to {SEED_MAX}")]
+Window = Annotated[int, Field(ge=1, le=4096, description="context tokens fed on each side of a span")]
+Cache = Annotated[bool, Field(description="approximate context cache: later denoising steps run only the spans "
+                                          "(3.4x faster in `remask bench sampler`)")]
+
+
+def option(model: type[BaseModel], name: str) -> Any:
+    """The field ``name`` of ``model`` (type bounds, default, description) for a model that exposes it.
+
+    A request model writes ``steps: int = option(InfillParams, "steps")``: the request then
+    validates, documents and defaults the option exactly as the pipeline's model does.
+    """
+    return copy.deepcopy(model.model_fields[name])
 
 
 class InfillParams(BaseModel):
     """Per-request infill options, documented field by field."""
 
     model_config = ConfigDict(extra="forbid")
-    mode: Mode = Field("hybrid", description="ar: drafter only; diffusion: refiner only; hybrid: draft then refine")
-    max_tokens: int = Field(32, ge=1, le=1024, description="most tokens to insert")
-    steps: int = Field(16, ge=1, le=1024, description="denoising step budget of the refiner")
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="refiner commit threshold; null = even schedule over steps")
-    remask_below: float = Field(0.5, gt=0.0, le=1.0, description="hybrid: re-mask draft tokens whose probability is below this")
+    mode: ModeOption = "hybrid"
+    max_tokens: int = Field(INFILL_MAX_TOKENS, ge=1, le=CEILING_TOKENS, json_schema_extra=limited("max_tokens"),
+                            description="most tokens to insert")
+    steps: Steps = DEFAULTS["infill"].steps
+    threshold: Threshold = COMMIT_THRESHOLD
+    remask_below: float = Field(0.5, gt=0.0, le=1.0,
+                                description="hybrid: re-mask draft tokens whose probability is below this")
     remask_cap: float = Field(0.5, gt=0.0, le=1.0, description="hybrid: most share of the draft that may be re-masked")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy for both models")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
+    temperature: Temperature = 0.0
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass; 1 turns it off")
     stop: list[str] = Field(default_factory=list, description="strings that end the draft")
-    seed: int | None = Field(None, description="makes sampling reproducible")
+    seed: Seed = DEFAULTS["infill"].seed
     window: int | None = Field(None, ge=1, le=4096, description="refiner context tokens on each side of a span; "
                                "null: as many as the refiner's trained context holds beside the span")
-    cache: bool = Field(True, description="approximate context cache: later denoising steps run only the span (3.4x faster in `remask bench sampler`)")
+    cache: Cache = True
     context_tokens: int | None = Field(None, ge=16, le=1 << 20, description="most drafter tokens of prefix + suffix "
                                        "(the text nearest the cursor is kept): the draft's cost grows with it; null: "
                                        "the drafter's trained context less the prompt's control tokens and "
@@ -42,27 +112,39 @@ class ReviseParams(BaseModel):
     """Per-request revision options, documented field by field."""
 
     model_config = ConfigDict(extra="forbid")
-    spans: list[tuple[int, int]] | None = Field(None, description="character spans [start, end) to redo (code points); none: find doubtful spans")
-    detect: Literal["refiner", "drafter", "both"] = Field("refiner", description="which model's confidence finds doubtful tokens")
+    spans: list[tuple[int, int]] | None = Field(None, json_schema_extra=limited("max_spans"), description=(
+        "character spans [start, end) to redo, in Python code points; null: the models find doubtful spans"))
+    detect: Detect = Field("refiner", description="which model's confidence finds doubtful tokens when no spans "
+                                                  "are given")
     remask_below: float = Field(0.2, gt=0.0, le=1.0, description="a token whose probability is below this is doubtful")
-    max_fraction: float = Field(0.15, gt=0.0, le=1.0, description="most share of the document's tokens re-masked at once")
+    max_fraction: float = Field(0.15, gt=0.0, le=1.0,
+                                description="most share of the document's tokens re-masked at once")
     dilation: int = Field(1, ge=0, le=16, description="tokens added on each side of a doubtful token")
     merge_gap: int = Field(2, ge=0, le=64, description="doubtful spans this close are merged")
-    steps: int = Field(16, ge=1, le=1024, description="denoising step budget")
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule over steps")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
-    seed: int | None = Field(None, description="makes sampling reproducible")
-    window: int = Field(64, ge=1, le=4096, description="context tokens fed on each side of a span")
+    steps: Steps = DEFAULTS["revise"].steps
+    threshold: Threshold = COMMIT_THRESHOLD
+    temperature: Temperature = 0.0
+    seed: Seed = DEFAULTS["revise"].seed
+    window: Window = 64
     chunk_tokens: int = Field(384, ge=32, le=8192, description="scoring chunk size for long documents")
     max_chars: int = Field(1_000_000, ge=1, description="documents longer than this are refused")
-    cache: bool = Field(True, description="approximate context cache: later denoising steps run only the spans")
-    only_improvements: bool = Field(True, description="found spans: keep a rewrite only if the refiner scores the new text higher than the old")
-    margin: float = Field(0.5, ge=0.0, description="how much higher (mean log-probability per token) a kept rewrite must score")
-    verify_stride: int = Field(4, ge=1, le=16, description="the check scores each token with every 4th token masked (pseudo-likelihood), in this many passes")
-    language: str | None = Field(None, description="the text's language: 'prose', or a code language (python, ...) which is never proofread; none: guessed")
-    spelling: bool = Field(True, description="found spans, prose: correct words the refiner's lexicon does not know to a lexicon word one edit away, when context and frequency clearly favour it")
-    word_order: bool = Field(True, description="found spans, prose: swap adjacent words when the lexicon's word pairs clearly favour the swap")
-    rewrite_prose: bool = Field(False, description="found spans, prose: also re-mask and denoise low-confidence spans (code always is); off because a small refiner's prose rewrites do more harm than good")
+    cache: Cache = True
+    only_improvements: bool = Field(True, description="found spans: keep a rewrite only if the refiner scores the "
+                                                      "new text higher than the old")
+    margin: float = Field(0.5, ge=0.0, description="how much higher (mean log-probability per token) a kept "
+                                                   "rewrite must score")
+    verify_stride: int = Field(4, ge=1, le=16, description="the check scores each token with every 4th token masked "
+                                                           "(pseudo-likelihood), in this many passes")
+    language: str | None = Field(None, description="the text's language: 'prose', or a code language (python, ...) "
+                                                   "which is never proofread; null: guessed")
+    spelling: bool = Field(True, description="no spans, prose: correct words the refiner's lexicon does not know to "
+                                             "a lexicon word one edit away, when context and frequency clearly "
+                                             "favour it")
+    word_order: bool = Field(True, description="no spans, prose: swap adjacent words when the lexicon's word pairs "
+                                               "clearly favour the swap")
+    rewrite_prose: bool = Field(False, description="no spans, prose: also re-mask and denoise low-confidence spans "
+                                                   "(code always is); off because a small refiner's prose rewrites "
+                                                   "do more harm than good")
 
 
 class ComplianceParams(BaseModel):
@@ -71,10 +153,10 @@ class ComplianceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     neighbours: int = Field(1, ge=0, le=4, description="tokens re-masked on each side of a pinned preferred term")
     attempts: int = Field(3, ge=1, le=10, description="rewrites tried per banned phrase before it is deleted")
-    steps: int = Field(16, ge=1, le=256, description="denoising step budget")
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule")
-    window: int = Field(64, ge=1, le=4096, description="context tokens on each side of a span")
-    seed: int | None = Field(0, description="makes the rewrites reproducible")
+    steps: Steps = DEFAULTS["compliance"].steps
+    threshold: Threshold = COMMIT_THRESHOLD
+    window: Window = 64
+    seed: Seed = DEFAULTS["compliance"].seed
     max_chars: int = Field(1_000_000, ge=1, description="longer documents are refused")
     max_rewrites: int = Field(MAX_REWRITES, ge=0, le=1024, description=(
         "most spans the refiner rewrites (banned phrases first, in text order, then the neighbours of preferred "
@@ -85,17 +167,18 @@ class RepairParams(BaseModel):
     """Per-request repair options, documented field by field."""
 
     model_config = ConfigDict(extra="forbid")
-    language: str = Field("python", description="python (checked with ast) or a tree-sitter language: javascript, typescript, go, rust, java, c, json")
+    language: str = Field("python", description="python (checked with ast) or a tree-sitter language: "
+                                                + ", ".join(TREE_SITTER_GRAMMARS))
     rounds: int = Field(3, ge=1, le=10, description="most repair rounds; each fixes the first remaining error")
     beam: int = Field(3, ge=1, le=8, description="partly repaired texts kept from one round to the next")
     max_checks: int = Field(600, ge=1, le=10_000, description="most parser checks of minimal-edit candidates per round")
-    context_lines: int = Field(2, ge=0, le=20, description="minimal edits are tried this many lines either side of the error")
+    context_lines: int = Field(2, ge=0, le=20,
+                               description="minimal edits are tried this many lines either side of the error")
     samples: int = Field(1, ge=0, le=8, description="sampled candidates per edit site, besides the greedy one")
     top_k: int = Field(8, ge=0, le=64, description="single-token sites also try the refiner's k most likely tokens")
-    temperature: float = Field(0.8, gt=0.0, description="temperature of the sampled candidates")
-    steps: int = Field(8, ge=1, le=256, description="denoising step budget per candidate")
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule")
-    window: int = Field(64, ge=1, le=4096, description="context tokens on each side of an edit site")
-    seed: int | None = Field(0, description="makes sampled candidates reproducible")
+    temperature: float = Field(0.8, gt=0.0, le=2.0, description="temperature of the sampled candidates")
+    steps: Steps = DEFAULTS["repair"].steps
+    threshold: Threshold = COMMIT_THRESHOLD
+    window: Window = 64
+    seed: Seed = DEFAULTS["repair"].seed
     max_chars: int = Field(200_000, ge=1, description="longer code is refused")
-

@@ -14,48 +14,43 @@ the same on both paths:
 
 Batch validation passes :data:`BATCH` as the validation context: a batch line cannot stream
 or echo. ``params()`` turns a request into the parameter model its pipeline takes.
+
+Every option a request shares with its pipeline (``steps``, ``threshold``, ``seed``, ...) is the
+pipeline's own field, taken from :mod:`workflows.options` with :func:`~workflows.options.option`:
+its bounds, default and description are written there once, and ``params()`` copies the
+request's value of each such field, so an option left out of a request takes the very
+default it takes on the CLI. ``params(limits)`` changes nothing with the operator's limits:
+:meth:`RequestModel.check` refused the request over them already, and a pipeline's own caps
+(``max_chars``) keep their defaults, so a direct request and a batch line (whose worker holds
+no limits) record the same parameters in their audit records.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from workflows.compliance import ComplianceParams
-from workflows.infill import InfillParams
-from workflows.limits import (
-    CEILING_STEPS,
-    CEILING_TOKENS,
-    Limits,
-    RequestRefused,
-    check_limits,
-    limited,
+from workflows.limits import CEILING_TOKENS, Limits, RequestRefused, check_limits, limited
+from workflows.options import (
+    INFILL_MAX_TOKENS,
+    ComplianceParams,
+    Detect,
+    InfillParams,
+    Mode,
+    RepairParams,
+    ReviseParams,
+    option,
 )
-from workflows.repair import RepairParams
-from workflows.revise import ReviseParams
 from workflows.rules import RuleSet, RuleSetError, parse_rules
-from workflows.syntax import LANGUAGES, normalize_language
+from workflows.syntax import normalize_language
 
-Mode = Literal["ar", "diffusion", "hybrid"]
 MAX_STOP = 8  # stop strings per request; each is matched on every drafted token
-# the largest integer every JSON client holds exactly (JavaScript's MAX_SAFE_INTEGER; the OpenAPI
-# document writes bounds as doubles too); far inside a 64-bit generator seed, with room for the
-# small offsets the pipelines add to it
-SEED_MAX = 2**53 - 1
-FIM_STEPS = 4
-FIM_DEFAULT_TOKENS = 32  # max_tokens of a Mistral FIM request that leaves it null
 BATCH: dict[str, Any] = {"batch": True}  # validation context of a batch line
-
-_MODE_DOC = ("remask extension: ar = the drafter alone; diffusion = the refiner alone (span length searched); "
-             "hybrid = the drafter drafts, its weak tokens are re-masked and the refiner denoises them")
-_STEPS_DOC = ("remask extension: denoising step budget of the refiner (ignored in ar mode). The default, 4, is "
-              "the editor's latency budget: in `remask bench sampler --sweep` 16-token spans lose about half a "
-              "point of exact match against 16 steps at a quarter of the forward passes")
-_SEED_DOC = f"makes sampling reproducible; 0 to {SEED_MAX}"
+Options = TypeVar("Options", bound=BaseModel)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -76,13 +71,14 @@ def _bad_value(value: Any) -> PydanticCustomError | None:
                     "invalid_unicode", "a lone surrogate (U+{code}) at character {at}{of}: send valid Unicode text",
                     {"code": f"{ord(m.group()):04X}", "at": m.start(), "of": of})
         elif isinstance(v, float) and not math.isfinite(v):
-            return PydanticCustomError("finite_number", "{value}{of} is not a finite number", {"value": str(v), "of": of})
+            return PydanticCustomError("finite_number", "{value}{of} is not a finite number",
+                                       {"value": str(v), "of": of})
         elif isinstance(v, dict):
             for k, x in reversed(list(v.items())):
                 key = str(k)
                 if _SURROGATE.search(key):
-                    return PydanticCustomError("invalid_unicode", "a key{of} holds a lone surrogate: send valid Unicode text",
-                                               {"of": of})
+                    return PydanticCustomError("invalid_unicode",
+                                               "a key{of} holds a lone surrogate: send valid Unicode text", {"of": of})
                 stack.append((f"{where}.{key}" if where else key, x))
         elif isinstance(v, (list, tuple)):
             stack.extend((f"{where}[{i}]", x) for i, x in reversed(list(enumerate(v))))
@@ -130,6 +126,16 @@ class RequestModel(BaseModel):
         """Raise :class:`~workflows.limits.RequestRefused` for what the operator's limits refuse."""
         check_limits(self, limits)
 
+    def options(self, model: type[Options], **given: Any) -> Options:
+        """``model`` with this request's value of every field the two share, then ``given`` ones.
+
+        ``given`` holds what a request names or shapes differently (a FIM request's
+        ``random_seed``). An option the request does not expose keeps the model's default, the
+        same one the CLI and every other way in use.
+        """
+        fields = type(self).model_fields
+        return model(**{**{name: getattr(self, name) for name in model.model_fields if name in fields}, **given})
+
 
 class StreamOptions(RequestModel):
     """OpenAI ``stream_options``."""
@@ -137,16 +143,11 @@ class StreamOptions(RequestModel):
     include_usage: bool = Field(False, description="send a last chunk with usage and empty choices before [DONE]")
 
 
-# fields the two fill-in-the-middle requests share, each bound written once
-Temperature = Annotated[float, Field(ge=0.0, le=2.0, description="0 = greedy (the same output every time); above 0 samples")]
-TopP = Annotated[float, Field(gt=0.0, le=1.0, description="nucleus sampling mass; 1 turns it off")]
+# fields of the two fill-in-the-middle requests that their pipeline's options do not have
 Stop = Annotated[str | list[str] | None, Field(description=f"up to {MAX_STOP} strings that end the insertion")]
-Seed = Annotated[int | None, Field(ge=0, le=SEED_MAX, description=_SEED_DOC)]
 Suffix = Annotated[str | None, Field(validate_default=True, json_schema_extra=limited("max_text_chars"),
                                      description="text after the cursor; null or empty: plain continuation")]
-InfillSteps = Annotated[int, Field(ge=1, le=CEILING_STEPS, description=_STEPS_DOC, json_schema_extra=limited("max_steps"))]
 Stream = Annotated[bool, Field(description="answer as server-sent events ending in 'data: [DONE]'")]
-ModeField = Annotated[Mode, Field(description=_MODE_DOC)]
 
 
 class _Infill(RequestModel):
@@ -185,19 +186,18 @@ class CompletionRequest(_Infill):
     prompt: str | list[str] = Field(description="text before the cursor; a list must hold exactly one string",
                                     json_schema_extra=limited("max_text_chars"))
     suffix: Suffix = None
-    max_tokens: int = Field(16, ge=1, le=CEILING_TOKENS, json_schema_extra=limited("max_tokens"),
-                            description="most tokens to insert (at most the server's limit)")
-    temperature: Temperature = 0.0
-    top_p: TopP = 1.0
+    max_tokens: int = option(InfillParams, "max_tokens")
+    temperature: float = option(InfillParams, "temperature")
+    top_p: float = option(InfillParams, "top_p")
     stop: Stop = None
-    seed: Seed = None
+    seed: int | None = option(InfillParams, "seed")
     stream: Stream = False
     stream_options: StreamOptions | None = Field(None, description="options of a streamed answer")
     n: int = Field(1, ge=1, le=1, description="completions per prompt; only 1 is supported")
     echo: bool = Field(False, description="put the prompt before the inserted text in the answer")
     user: str | None = Field(None, description="end-user id for the caller's own bookkeeping; not used")
-    mode: ModeField = "hybrid"
-    steps: InfillSteps = FIM_STEPS
+    mode: Mode = option(InfillParams, "mode")
+    steps: int = option(InfillParams, "steps")
 
     @field_validator("prompt")
     @classmethod
@@ -214,8 +214,7 @@ class CompletionRequest(_Infill):
 
     def params(self, limits: Limits | None = None) -> InfillParams:
         """The infill pipeline's parameters."""
-        return InfillParams(mode=self.mode, max_tokens=self.max_tokens, steps=self.steps, temperature=self.temperature,
-                            top_p=self.top_p, stop=self.stops, seed=self.seed)
+        return self.options(InfillParams, stop=self.stops)
 
 
 class FimRequest(_Infill):
@@ -226,24 +225,23 @@ class FimRequest(_Infill):
     suffix: Suffix = None
     max_tokens: int | None = Field(None, ge=1, le=CEILING_TOKENS, validate_default=True,
                                    json_schema_extra=limited("max_tokens"),
-                                   description=f"most tokens to insert; null: {FIM_DEFAULT_TOKENS}")
-    temperature: Temperature = 0.0
-    top_p: TopP = 1.0
+                                   description=f"most tokens to insert; null: {INFILL_MAX_TOKENS}")
+    temperature: float = option(InfillParams, "temperature")
+    top_p: float = option(InfillParams, "top_p")
     stop: Stop = None
-    random_seed: Seed = None
+    random_seed: int | None = option(InfillParams, "seed")
     stream: Stream = False
-    mode: ModeField = "hybrid"
-    steps: InfillSteps = FIM_STEPS
+    mode: Mode = option(InfillParams, "mode")
+    steps: int = option(InfillParams, "steps")
 
     @field_validator("max_tokens")
     @classmethod
     def _default_tokens(cls, v: int | None) -> int:
-        return FIM_DEFAULT_TOKENS if v is None else v
+        return INFILL_MAX_TOKENS if v is None else v
 
     def params(self, limits: Limits | None = None) -> InfillParams:
         """The infill pipeline's parameters."""
-        return InfillParams(mode=self.mode, max_tokens=self.max_tokens or FIM_DEFAULT_TOKENS, steps=self.steps,
-                            temperature=self.temperature, top_p=self.top_p, stop=self.stops, seed=self.random_seed)
+        return self.options(InfillParams, seed=self.random_seed, stop=self.stops)
 
 
 def _parsed_rules(v: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -255,40 +253,28 @@ def _parsed_rules(v: dict[str, Any] | None) -> dict[str, Any] | None:
     return v
 
 
-def _max_chars(limits: Limits | None) -> dict[str, int]:
-    # without limits (a worker re-reading a line that was checked at submission) the pipeline's own cap holds
-    return {"max_chars": limits.max_text_chars} if limits is not None else {}
-
-
 class ReviseRequest(RequestModel):
     """Revise a document or a code block: chosen spans, spans the models doubt, or a rule set."""
 
     model: str | None = Field(None, description="model id; any value is accepted and echoed back")
     text: str = Field(min_length=1, description="the document or code to revise",
                       json_schema_extra=limited("max_text_chars"))
-    spans: list[tuple[int, int]] | None = Field(
-        None, json_schema_extra=limited("max_spans"),
-        description="character spans [start, end) to redo, in Python code points; null: the models find doubtful spans")
+    spans: list[tuple[int, int]] | None = option(ReviseParams, "spans")
     rules: dict[str, Any] | None = Field(
         None, description="a compliance rule set applied instead of a free revision: {name, version, rules: "
-                          "[{id, type: banned_phrase|required_term|redact, ...}]}, the format of `remask revise --rules`")
-    detect: Literal["refiner", "drafter", "both"] = Field(
-        "refiner", description="which model's confidence finds doubtful tokens when no spans are given")
-    remask_below: float = Field(0.2, gt=0.0, le=1.0, description="a token whose probability is below this is doubtful")
-    max_fraction: float = Field(0.15, gt=0.0, le=1.0, description="most share of the text's tokens re-masked at once")
-    steps: int = Field(16, ge=1, le=CEILING_STEPS, description="denoising step budget",
-                       json_schema_extra=limited("max_steps"))
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="each denoising step commits every position "
-                                    "above this confidence (at least one); null: an even schedule over steps")
-    temperature: Temperature = 0.0
-    seed: Seed = 0
-    language: str | None = Field(None, description="the text's language: 'prose', or a code language (python, ...) "
-                                                  "which is never proofread; null: guessed")
-    spelling: bool = Field(True, description="no spans, prose: correct unknown words to a known word one edit away "
-                                            "when context and frequency clearly favour it")
-    word_order: bool = Field(True, description="no spans, prose: swap adjacent words when word-pair counts clearly favour it")
-    rewrite_prose: bool = Field(False, description="no spans, prose: also re-mask and denoise low-confidence spans "
-                                                  "(code always is); off by default: small models' prose rewrites hurt")
+                          "[{id, type: banned_phrase|required_term|redact, ...}]}, the format of "
+                          "`remask revise --rules`")
+    detect: Detect = option(ReviseParams, "detect")
+    remask_below: float = option(ReviseParams, "remask_below")
+    max_fraction: float = option(ReviseParams, "max_fraction")
+    steps: int = option(ReviseParams, "steps")
+    threshold: float | None = option(ReviseParams, "threshold")
+    temperature: float = option(ReviseParams, "temperature")
+    seed: int | None = option(ReviseParams, "seed")
+    language: str | None = option(ReviseParams, "language")
+    spelling: bool = option(ReviseParams, "spelling")
+    word_order: bool = option(ReviseParams, "word_order")
+    rewrite_prose: bool = option(ReviseParams, "rewrite_prose")
     stream: bool = Field(False, description="stream denoising snapshots, then the result, as server-sent events")
 
     @field_validator("spans")
@@ -310,19 +296,14 @@ class ReviseRequest(RequestModel):
         return parse_rules(self.rules) if self.rules is not None else None
 
     def params(self, limits: Limits | None = None) -> ReviseParams:
-        """The revision pipeline's parameters (a free revision: no ``rules``)."""
-        return ReviseParams(spans=self.spans, detect=self.detect, remask_below=self.remask_below,
-                            max_fraction=self.max_fraction, steps=self.steps, threshold=self.threshold,
-                            temperature=self.temperature, seed=self.seed, language=self.language,
-                            spelling=self.spelling, word_order=self.word_order, rewrite_prose=self.rewrite_prose,
-                            **_max_chars(limits))
+        """The revision pipeline's parameters, a free revision: no ``rules``."""
+        return self.options(ReviseParams)
 
     def compliance(self, limits: Limits | None = None) -> tuple[RuleSet, ComplianceParams]:
         """The rule set and the rule-application parameters, when ``rules`` is set."""
         if self.rules is None:
             raise ValueError("the request has no rule set")
-        return parse_rules(self.rules), ComplianceParams(steps=self.steps, threshold=self.threshold, seed=self.seed,
-                                                         **_max_chars(limits))
+        return parse_rules(self.rules), self.options(ComplianceParams)
 
 
 class RepairRequest(RequestModel):
@@ -331,12 +312,11 @@ class RepairRequest(RequestModel):
     model: str | None = Field(None, description="model id; any value is accepted and echoed back")
     code: str = Field(min_length=1, description="the code to repair; it is parsed, never run",
                       json_schema_extra=limited("max_text_chars"))
-    language: str = Field("python", description="one of: " + ", ".join(LANGUAGES))
-    rounds: int = Field(3, ge=1, le=10, description="most repair rounds; each fixes the first remaining error")
-    steps: int = Field(8, ge=1, le=256, description="denoising step budget per candidate",
-                       json_schema_extra=limited("max_steps"))
-    samples: int = Field(1, ge=0, le=8, description="sampled candidates per edit site, besides the greedy one")
-    seed: Seed = 0
+    language: str = option(RepairParams, "language")
+    rounds: int = option(RepairParams, "rounds")
+    steps: int = option(RepairParams, "steps")
+    samples: int = option(RepairParams, "samples")
+    seed: int | None = option(RepairParams, "seed")
     stream: bool = Field(False, description="stream progress, then the result, as server-sent events")
 
     @field_validator("language")
@@ -347,8 +327,7 @@ class RepairRequest(RequestModel):
 
     def params(self, limits: Limits | None = None) -> RepairParams:
         """The repair pipeline's parameters."""
-        return RepairParams(language=self.language, rounds=self.rounds, steps=self.steps, samples=self.samples,
-                            seed=self.seed, **_max_chars(limits))
+        return self.options(RepairParams)
 
 
 class ComplianceRequest(RequestModel):
@@ -357,9 +336,9 @@ class ComplianceRequest(RequestModel):
     model: str | None = Field(None, description="model id; informational")
     text: str = Field(min_length=1, description="the document to check", json_schema_extra=limited("max_text_chars"))
     rules: dict[str, Any] = Field(description="the rule set (the YAML rule file's structure, as JSON)")
-    steps: int = Field(16, ge=1, le=256, description="denoising step budget", json_schema_extra=limited("max_steps"))
-    threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="commit threshold; null = even schedule")
-    seed: Seed = 0
+    steps: int = option(ComplianceParams, "steps")
+    threshold: float | None = option(ComplianceParams, "threshold")
+    seed: int | None = option(ComplianceParams, "seed")
 
     @field_validator("rules")
     @classmethod
@@ -372,4 +351,4 @@ class ComplianceRequest(RequestModel):
 
     def params(self, limits: Limits | None = None) -> ComplianceParams:
         """The rule-application parameters."""
-        return ComplianceParams(steps=self.steps, threshold=self.threshold, seed=self.seed, **_max_chars(limits))
+        return self.options(ComplianceParams)

@@ -8,29 +8,30 @@ Three conventions users already speak:
 * ``POST /v1/revise`` and ``POST /v1/repair``: remask's own editing calls.
 
 The models themselves live in :mod:`workflows.requests`, because a batch job's lines are
-validated by the same models (the job queue may not import the HTTP layer): one definition
-of every field and bound for both paths. Static bounds sit on the fields; the operator's
-limits (:class:`workflows.limits.Limits`, configured in :class:`services.api.settings.Settings`)
-are applied by each model's ``check(limits)`` and written into the published OpenAPI
-document by :func:`workflows.limits.document_limits`. The response models are in
+validated by the same models (the job queue may not import the HTTP layer), and every option
+they share with a pipeline is that pipeline's own field in :mod:`workflows.options`: one
+definition of every field, bound and default for the HTTP API, batch lines and the CLI.
+Static bounds sit on the fields; the operator's limits (:class:`workflows.limits.Limits`,
+configured in :class:`services.api.settings.Settings`) are applied by each model's
+``check(limits)`` and written into the published OpenAPI document by
+:func:`workflows.limits.document_limits`. The response models are in
 :mod:`services.api.responses`.
 """
 
 from __future__ import annotations
 
+from workflows.options import DEFAULTS, INFILL_MAX_TOKENS, SEED_MAX, Mode
 from workflows.requests import (
-    FIM_DEFAULT_TOKENS,
-    FIM_STEPS,
     MAX_STOP,
-    SEED_MAX,
     CompletionRequest,
     FimRequest,
-    Mode,
     RepairRequest,
     RequestModel,
     ReviseRequest,
     StreamOptions,
 )
 
-__all__ = ["FIM_DEFAULT_TOKENS", "FIM_STEPS", "MAX_STOP", "SEED_MAX", "CompletionRequest", "FimRequest", "Mode",
+FIM_STEPS = DEFAULTS["infill"].steps  # the step default of both completion endpoints, under the name clients know
+
+__all__ = ["FIM_STEPS", "INFILL_MAX_TOKENS", "MAX_STOP", "SEED_MAX", "CompletionRequest", "FimRequest", "Mode",
            "RepairRequest", "RequestModel", "ReviseRequest", "StreamOptions"]

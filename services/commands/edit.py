@@ -2,20 +2,31 @@
 
 Text goes to stdout by default; ``--json`` prints the whole result (edits, diff, audit).
 Input must be UTF-8 text: binary or undecodable input is refused with the byte offset.
+
+Every pipeline option is a flag generated from its options model (:mod:`workflows.options`):
+name, type, choices, default and help are the field's, so the CLI cannot drift from the HTTP
+API, and a flag left out takes the very default that a request leaving the field out takes.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
+import types
+from collections.abc import Callable, Collection
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from workflows.options import ComplianceParams, InfillParams, RepairParams, ReviseParams
 
 FILL_MARKER = "<FILL>"
+NULL_WORDS = ("none", "null")  # what a flag of an optional value takes for "no value"
+Options = TypeVar("Options", bound=BaseModel)
 
 
 def read_input(source: str) -> str:
@@ -40,14 +51,60 @@ def read_input(source: str) -> str:
     return text
 
 
-def to_jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {k: to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    return obj
+def add_options(p: argparse.ArgumentParser, model: type[BaseModel], skip: Collection[str] = (),
+                title: str | None = None) -> None:
+    """One flag per field of ``model`` but ``skip``: ``--max-tokens`` sets ``max_tokens``.
+
+    A flag left out is absent from the parsed arguments (``argparse.SUPPRESS``), so the
+    model's own default applies; ``title`` puts the flags in a group of their own in ``--help``.
+    """
+    target = p.add_argument_group(title) if title else p
+    for name, info in model.model_fields.items():
+        if name not in skip:
+            target.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
+                                help=_help(info), **_flag_kind(info.annotation))
+
+
+def _flag_kind(annotation: Any) -> dict[str, Any]:
+    """argparse's settings for a field of this type: a switch, choices, a repeatable text or a value."""
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if get_origin(annotation) is Literal:
+        return {"choices": get_args(annotation)}
+    if get_origin(annotation) is list and get_args(annotation) == (str,):
+        return {"action": "append", "metavar": "TEXT"}
+    if annotation in (int, float, str):
+        return {"type": annotation}
+    if get_origin(annotation) is types.UnionType:
+        present = [a for a in get_args(annotation) if a is not type(None)]
+        if len(present) == 1 and present[0] in (int, float, str):
+            return {"type": _or_null(present[0]), "metavar": f"{present[0].__name__.upper()}|none"}
+    raise TypeError(f"no flag for an option of type {annotation}: skip it and write its flag by hand")
+
+
+def _or_null(kind: type) -> Callable[[str], Any]:
+    """A flag's parser for an optional value: ``none`` (or ``null``, as in JSON) is no value."""
+    def parse(text: str) -> Any:
+        return None if text.lower() in NULL_WORDS else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
+
+
+def _help(info: FieldInfo) -> str:
+    default = None if info.default_factory is not None else info.default
+    shown = "none" if default is None or default == [] else default
+    return f"{info.description or ''} (default: {shown})".replace("%", "%%")
+
+
+def _options(model: type[Options], args: argparse.Namespace, **given: Any) -> Options:
+    """``model`` from the flags that were given (and ``given``), or ValueError naming the flag."""
+    fields = {k: v for k, v in vars(args).items() if k in model.model_fields}
+    try:
+        return model(**fields, **given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ValueError(f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}") from None
 
 
 def _models(p: argparse.ArgumentParser, drafter: bool = True) -> None:
@@ -55,8 +112,6 @@ def _models(p: argparse.ArgumentParser, drafter: bool = True) -> None:
     p.add_argument("--refiner", type=Path, default=None, help="refiner model directory (default: models/refiner)")
     if drafter:
         p.add_argument("--drafter", type=Path, default=None, help="drafter model directory (default: models/drafter)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same output")
-    p.add_argument("--steps", type=int, default=16, help="denoising step budget")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
 
@@ -64,8 +119,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("infill", help="fill the gap marked <FILL> in a file")
     _models(p)
     p.add_argument("--marker", default=FILL_MARKER, help="where to fill (default: %(default)s)")
-    p.add_argument("--mode", choices=["ar", "diffusion", "hybrid"], default="hybrid")
-    p.add_argument("--max-tokens", type=int, default=32)
+    add_options(p, InfillParams)
     p.set_defaults(func=_infill)
 
     p = sub.add_parser("revise", help="revise a document: selected spans, doubtful spans, or a rule set")
@@ -73,49 +127,35 @@ def register(sub: Any) -> None:
     p.add_argument("--span", action="append", default=[], metavar="START:END",
                    help="character span to redo (code points; repeatable); none: find doubtful spans")
     p.add_argument("--rules", type=Path, help="compliance rule set (YAML) to apply instead")
-    p.add_argument("--detect", choices=["refiner", "drafter", "both"], default="refiner")
-    p.add_argument("--max-fraction", type=float, default=0.15, help="most share of tokens re-masked")
-    p.add_argument("--language", default=None, help="'prose' or a code language (never proofread); default: guessed")
-    p.add_argument("--no-spelling", action="store_true", help="prose: do not correct unknown words")
-    p.add_argument("--no-word-order", action="store_true", help="prose: do not swap adjacent words")
-    p.add_argument("--rewrite-prose", action="store_true",
-                   help="prose: also re-mask and denoise low-confidence spans (code always is)")
+    add_options(p, ReviseParams, skip={"spans"})
+    add_options(p, ComplianceParams, skip=ReviseParams.model_fields.keys(), title="with --rules")
     p.set_defaults(func=_revise)
 
     p = sub.add_parser("repair", help="repair code that does not parse")
     _models(p, drafter=False)
-    p.add_argument("--language", default="python")
-    p.add_argument("--rounds", type=int, default=3)
+    add_options(p, RepairParams)
     p.set_defaults(func=_repair)
 
 
 def _emit(args: argparse.Namespace, result: Any, text: str) -> None:
     if args.json:
-        print(json.dumps(to_jsonable(result), ensure_ascii=False))
+        print(json.dumps(asdict(result), ensure_ascii=False))
     else:
         sys.stdout.write(text)
 
 
-def _params(cls: Any, **fields: Any) -> Any:
-    try:
-        return cls(**fields)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ValueError(f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}") from None
-
-
 def _infill(args: argparse.Namespace) -> int:
     from workflows.engines import load_drafter, load_refiner
-    from workflows.infill import InfillParams, infill
+    from workflows.infill import infill
 
     text = read_input(args.input)
     if text.count(args.marker) != 1:
         raise ValueError(f"the input must contain the marker {args.marker!r} exactly once "
                          f"(found {text.count(args.marker)})")
     prefix, suffix = text.split(args.marker)
-    params = _params(InfillParams, mode=args.mode, max_tokens=args.max_tokens, steps=args.steps, seed=args.seed)
+    params = _options(InfillParams, args)
     refiner = load_refiner(args.refiner)
-    drafter = load_drafter(args.drafter) if args.mode != "diffusion" else None
+    drafter = load_drafter(args.drafter) if params.mode != "diffusion" else None
     res = infill(prefix, suffix, params, refiner, drafter)
     _emit(args, res, prefix + res.text + suffix)
     return 0
@@ -135,20 +175,17 @@ def _revise(args: argparse.Namespace) -> int:
     text = read_input(args.input)
     refiner = load_refiner(args.refiner)
     if args.rules:
-        from workflows.compliance import ComplianceParams, apply_rules
+        from workflows.compliance import apply_rules
         from workflows.rules import load_rules
 
         rules = load_rules(args.rules)
-        cres = apply_rules(text, rules, refiner, _params(ComplianceParams, steps=args.steps, seed=args.seed))
+        cres = apply_rules(text, rules, refiner, _options(ComplianceParams, args))
         _emit(args, cres, cres.text)
         return 0
-    from workflows.revise import ReviseParams, revise
+    from workflows.revise import revise
 
-    spans = [_parse_span(s) for s in args.span] or None
-    params = _params(ReviseParams, spans=spans, detect=args.detect, steps=args.steps, seed=args.seed,
-                     max_fraction=args.max_fraction, language=args.language, spelling=not args.no_spelling,
-                     word_order=not args.no_word_order, rewrite_prose=args.rewrite_prose)
-    drafter = load_drafter(args.drafter) if args.detect != "refiner" and spans is None else None
+    params = _options(ReviseParams, args, spans=[_parse_span(s) for s in args.span] or None)
+    drafter = load_drafter(args.drafter) if params.detect != "refiner" and params.spans is None else None
     res = revise(text, params, refiner, drafter, name=Path(args.input).name if args.input != "-" else "stdin")
     _emit(args, res, res.text)
     return 0
@@ -156,10 +193,10 @@ def _revise(args: argparse.Namespace) -> int:
 
 def _repair(args: argparse.Namespace) -> int:
     from workflows.engines import load_refiner
-    from workflows.repair import RepairParams, repair
+    from workflows.repair import repair
 
     code = read_input(args.input)
-    params = _params(RepairParams, language=args.language, rounds=args.rounds, steps=args.steps, seed=args.seed)
+    params = _options(RepairParams, args)
     refiner = load_refiner(args.refiner)
     res = repair(code, params, refiner, name=Path(args.input).name if args.input != "-" else "stdin")
     _emit(args, res, res.text)

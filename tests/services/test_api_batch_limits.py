@@ -13,9 +13,9 @@ import redis
 from services.api import LocalEngine, Settings, build_app
 from tests.services.conftest import TEST_LIMITS, LiveServer
 from workflows.limits import Limits
+from workflows.options import SEED_MAX
 from workflows.queue import EmbeddedValkey, JobQueue, Keys
 from workflows.queue.validation import SubmissionError, parse_submission
-from workflows.requests import SEED_MAX
 
 FIM = {"prompt": "def f():\n    return ", "suffix": "\n", "max_tokens": 4, "mode": "ar"}
 TEXT = "The licensee shall not disclose confidential information.\n"
@@ -83,14 +83,14 @@ def test_the_operator_limits_bound_lines_like_requests() -> None:
     tight = Limits(max_text_chars=100, max_spans=2, max_tokens=8, max_steps=4)
     data = "".join([
         line("/v1/completions", {"prompt": "a", "max_tokens": 9}, "tokens"),
-        line("/v1/fim/completions", {"prompt": "a"}, "fim-default"),  # a null max_tokens means 32
+        line("/v1/fim/completions", {"prompt": "a"}, "fim-default"),  # a null max_tokens means 16, as in infill
         line("/v1/revise", {"text": "x" * 101, "steps": 4}, "chars"),
         line("/v1/revise", {"text": TEXT, "spans": [[0, 1], [2, 3], [4, 5]], "steps": 4}, "spans"),
         line("/v1/repair", {"code": "x = (", "steps": 5}, "steps"),
         line("/v1/completions", {"prompt": "a", "max_tokens": 8, "steps": 4}, "fits"),
     ])
     assert [(f, m.split(",")[0]) for f, m in line_errors(data, tight)] == [
-        ("body.max_tokens", "9 is over the limit of 8"), ("body.max_tokens", "32 is over the limit of 8"),
+        ("body.max_tokens", "9 is over the limit of 8"), ("body.max_tokens", "16 is over the limit of 8"),
         ("body.text", "101 characters"), ("body.spans", "3 spans"), ("body.steps", "5 is over the limit of 4")]
 
 

@@ -10,8 +10,8 @@ import pytest
 from services.api import LocalEngine, Settings, build_app
 from tests.services.conftest import TEST_LIMITS
 from workflows.limits import CEILING_TOKENS, Limits
+from workflows.options import SEED_MAX
 from workflows.queue import JobQueue
-from workflows.requests import SEED_MAX
 
 
 def subschemas(spec: dict[str, Any], type_: str) -> list[dict[str, Any]]:
@@ -74,12 +74,12 @@ def test_another_configuration_publishes_its_own_limits(api_models: Any) -> None
     assert bound(doc, "RepairRequest", "steps", "integer", "maximum") == {100}
     assert bound(doc, "ReviseRequest", "text", "string", "maxLength") == {10}
     assert bound(doc, "ReviseRequest", "spans", "array", "maxItems") == {1}
-    # a static bound tighter than the limit stays: repair's step budget is at most 256
+    # every step budget has the one static bound of workflows.options, so each endpoint publishes the limit
     tight = Limits(max_steps=1000)
     engine = LocalEngine(*api_models)
     doc = build_app(engine, Settings(api_keys=[], limits=tight)).openapi()
     engine.close()
-    assert bound(doc, "RepairRequest", "steps", "integer", "maximum") == {256}
+    assert bound(doc, "RepairRequest", "steps", "integer", "maximum") == {1000}
     assert bound(doc, "ReviseRequest", "steps", "integer", "maximum") == {1000}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from workflows.requests import SEED_MAX
+from workflows.options import SEED_MAX
 
 FIM = {"prompt": "def f():\n    return ", "suffix": "\n", "max_tokens": 4, "mode": "ar"}
 TEXT = "The licensee shall not disclose confidential information.\n"
