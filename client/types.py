@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# the server's workflows.options.Mode, written again: the SDK imports no server code (a test holds them equal)
 Mode = Literal["ar", "diffusion", "hybrid"]
 FINAL_JOB_STATES = frozenset({"completed", "failed", "cancelled", "expired"})
 

@@ -62,10 +62,10 @@ def add_options(p: argparse.ArgumentParser, model: type[BaseModel], skip: Collec
     for name, info in model.model_fields.items():
         if name not in skip:
             target.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
-                                help=_help(info), **_flag_kind(info.annotation))
+                                help=_help(info), **flag_kind(info.annotation))
 
 
-def _flag_kind(annotation: Any) -> dict[str, Any]:
+def flag_kind(annotation: Any) -> dict[str, Any]:
     """argparse's settings for a field of this type: a switch, choices, a repeatable text or a value."""
     if annotation is bool:
         return {"action": argparse.BooleanOptionalAction}
@@ -97,7 +97,7 @@ def _help(info: FieldInfo) -> str:
     return f"{info.description or ''} (default: {shown})".replace("%", "%%")
 
 
-def _options(model: type[Options], args: argparse.Namespace, **given: Any) -> Options:
+def parsed_options(model: type[Options], args: argparse.Namespace, **given: Any) -> Options:
     """``model`` from the flags that were given (and ``given``), or ValueError naming the flag."""
     fields = {k: v for k, v in vars(args).items() if k in model.model_fields}
     try:
@@ -153,7 +153,7 @@ def _infill(args: argparse.Namespace) -> int:
         raise ValueError(f"the input must contain the marker {args.marker!r} exactly once "
                          f"(found {text.count(args.marker)})")
     prefix, suffix = text.split(args.marker)
-    params = _options(InfillParams, args)
+    params = parsed_options(InfillParams, args)
     refiner = load_refiner(args.refiner)
     drafter = load_drafter(args.drafter) if params.mode != "diffusion" else None
     res = infill(prefix, suffix, params, refiner, drafter)
@@ -179,12 +179,12 @@ def _revise(args: argparse.Namespace) -> int:
         from workflows.rules import load_rules
 
         rules = load_rules(args.rules)
-        cres = apply_rules(text, rules, refiner, _options(ComplianceParams, args))
+        cres = apply_rules(text, rules, refiner, parsed_options(ComplianceParams, args))
         _emit(args, cres, cres.text)
         return 0
     from workflows.revise import revise
 
-    params = _options(ReviseParams, args, spans=[_parse_span(s) for s in args.span] or None)
+    params = parsed_options(ReviseParams, args, spans=[_parse_span(s) for s in args.span] or None)
     drafter = load_drafter(args.drafter) if params.detect != "refiner" and params.spans is None else None
     res = revise(text, params, refiner, drafter, name=Path(args.input).name if args.input != "-" else "stdin")
     _emit(args, res, res.text)
@@ -196,7 +196,7 @@ def _repair(args: argparse.Namespace) -> int:
     from workflows.repair import repair
 
     code = read_input(args.input)
-    params = _options(RepairParams, args)
+    params = parsed_options(RepairParams, args)
     refiner = load_refiner(args.refiner)
     res = repair(code, params, refiner, name=Path(args.input).name if args.input != "-" else "stdin")
     _emit(args, res, res.text)
