@@ -10,6 +10,7 @@ probability has since fallen below a second threshold.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,83 +101,135 @@ def denoise(
     config: SamplerConfig | None = None,
     on_step: StepCallback | None = None,
 ) -> DenoiseResult:
-    """Fill ``editable`` positions of ``input_ids`` (B, L); others are returned unchanged."""
+    """Fill ``editable`` positions of ``input_ids`` (B, L); others are returned unchanged.
+
+    The editable positions are cut into blocks (one block without ``block_length``); each
+    block runs :meth:`_Run.step` until none of its positions is masked.
+    """
     cfg = config or SamplerConfig()
     if input_ids.shape != editable.shape:
         raise ValueError(f"editable {tuple(editable.shape)} must match input_ids {tuple(input_ids.shape)}")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
-    editable = editable.bool() & attention_mask.bool()
     max_len = predictor.max_length
     if max_len is not None and input_ids.shape[1] > max_len:
         raise ValueError(f"sequence of {input_ids.shape[1]} tokens exceeds the model's maximum length ({max_len})")
-    gen = None
-    if cfg.seed is not None:
-        gen = torch.Generator(device=input_ids.device).manual_seed(cfg.seed)
-
-    mask_id = predictor.mask_token_id
-    banned = torch.tensor(sorted({mask_id, *cfg.suppress_ids}), dtype=torch.long, device=input_ids.device)
-    x = input_ids.clone()
-    x[editable] = mask_id
-    masked = editable.clone()
-    conf = torch.ones(x.shape, dtype=torch.float32, device=x.device)
-    rank = editable.long().cumsum(dim=1) - 1  # (B, L) index of each editable position in its row
-    n_edit = int(editable.sum(1).max().item()) if editable.any() else 0
-    bl = cfg.block_length or max(n_edit, 1)
-    n_blocks = math.ceil(n_edit / bl) if n_edit else 0
-    steps_per_block = max(1, math.ceil(cfg.steps / max(n_blocks, 1)))
-    row_steps = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    corrections = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    use_cache = cfg.cache and bool(getattr(predictor, "supports_cache", False))
-    nfe = 0
-
-    for blk in range(n_blocks):
-        in_block = editable & (rank >= blk * bl) & (rank < (blk + 1) * bl)
-        pos, valid = _block_positions(in_block)  # (B, P) positions of this block, (B, P) real
-        cache = None
-        step = 0
-        while True:
-            cand_all = masked.gather(1, pos) & valid  # (B, P)
-            rows = cand_all.any(dim=1)
-            if not bool(rows.any()):
+    gen = None if cfg.seed is None else torch.Generator(device=input_ids.device).manual_seed(cfg.seed)
+    run = _Run(predictor, cfg, gen, _Batch.start(input_ids, editable.bool() & attention_mask.bool(),
+                                                 attention_mask, predictor.mask_token_id))
+    blocks = _blocks(run.batch.editable, cfg.block_length)
+    steps_per_block = max(1, math.ceil(cfg.steps / max(len(blocks), 1)))
+    for block, in_block in enumerate(blocks):
+        positions, real = _block_positions(in_block)  # (B, P) positions of this block, (B, P) real
+        cache: _BlockCache | None = None
+        for step in itertools.count():
+            still_masked = run.batch.masked.gather(1, positions) & real  # (B, P)
+            active = still_masked.any(dim=1)
+            if not bool(active.any()):
                 break
-            idx = rows.nonzero().squeeze(1) if cfg.shrink_batch else torch.arange(x.shape[0], device=x.device)
-            xa, cand, pa = x[idx], cand_all[idx], pos[idx]
-            refresh = cache is None or (cfg.cache_refresh > 0 and step % cfg.cache_refresh == 0)
-            logits, cache = _predict(predictor, xa, attention_mask[idx], pa, use_cache, refresh, cache, idx)
-            logits = logits.index_fill(-1, banned, float("-inf"))  # a committed mask/pad is nonsense
-            nfe += 1
-            row_steps[idx] += 1
-            probs = torch.softmax(logits.float(), dim=-1)  # (b, P, V)
-            proposal = sample_tokens(filter_top_p(filter_top_k(logits, cfg.top_k), cfg.top_p), cfg.temperature, gen)
-            p_chosen = probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)  # (b, P)
-            scores = confidence_scores(probs, proposal, cfg.remasking, gen)
-            steps_left = max(1, steps_per_block - step)
-            k = torch.ceil(cand.sum(1).float() / steps_left).long()
-            # threshold mode still honours the step budget: at least the even-schedule quota
-            commit = select_commits(scores, cand, k=k, threshold=cfg.threshold, probs_of_chosen=p_chosen)
-            current = xa.gather(1, pa)  # (b, P)
-            new_tok = torch.where(commit, proposal, current)
-            new_masked = cand & ~commit
-            if cfg.correction_threshold is not None:
-                done_before = valid[idx] & ~cand  # committed at an earlier step of this block
-                new_tok, new_masked, n_fix = _self_correct(
-                    probs, new_tok, new_masked, done_before, cfg, corrections[idx], mask_id
-                )
-                corrections[idx] += n_fix
-            r, c = valid[idx].nonzero(as_tuple=True)  # real positions only: pads alias them
-            rows_full, cols = idx[r], pa[r, c]
-            x[rows_full, cols] = new_tok[r, c]
-            masked[rows_full, cols] = new_masked[r, c]
-            cr, cc = commit.nonzero(as_tuple=True)
-            conf[idx[cr], pa[cr, cc]] = p_chosen[cr, cc]
-            step += 1
+            rows = active.nonzero().squeeze(1) if cfg.shrink_batch else torch.arange(len(active), device=active.device)
+            if cfg.cache_refresh > 0 and step % cfg.cache_refresh == 0:
+                cache = None  # rebuilt from the whole window
+            commit, cache = run.step(rows, positions[rows], real[rows], still_masked[rows],
+                                     max(1, steps_per_block - step), cache)
             if on_step is not None:
-                full_commit = torch.zeros_like(masked)
-                full_commit[idx[cr], pa[cr, cc]] = True
-                on_step(StepEvent(block=blk, step=step, ids=x.clone(), masked=masked.clone(),
-                                  committed=full_commit, editable=editable))
-    return DenoiseResult(ids=x, confidence=conf, nfe=nfe, row_steps=row_steps, corrections=corrections)
+                on_step(run.batch.event(block, step + 1, rows, positions[rows], commit))
+    b = run.batch
+    return DenoiseResult(ids=b.ids, confidence=b.confidence, nfe=run.nfe, row_steps=b.row_steps,
+                         corrections=b.corrections)
+
+
+@dataclass
+class _Batch:
+    """The batch as denoised so far: what every step reads and writes back."""
+
+    ids: torch.Tensor  # (B, L) masks at the editable positions not yet committed
+    masked: torch.Tensor  # (B, L) bool: still masked
+    confidence: torch.Tensor  # (B, L) p of each token when committed; 1.0 at fixed positions
+    editable: torch.Tensor  # (B, L) bool: the positions being denoised
+    attention_mask: torch.Tensor  # (B, L)
+    row_steps: torch.Tensor  # (B,) forward passes each row took part in
+    corrections: torch.Tensor  # (B,) re-masks of self-correction
+
+    @classmethod
+    def start(cls, input_ids: torch.Tensor, editable: torch.Tensor, attention_mask: torch.Tensor,
+              mask_id: int) -> _Batch:
+        ids = input_ids.clone()
+        ids[editable] = mask_id
+        n_rows = ids.shape[0]
+        return cls(ids, editable.clone(), torch.ones(ids.shape, dtype=torch.float32, device=ids.device), editable,
+                   attention_mask, torch.zeros(n_rows, dtype=torch.long, device=ids.device),
+                   torch.zeros(n_rows, dtype=torch.long, device=ids.device))
+
+    def write(self, rows: torch.Tensor, positions: torch.Tensor, real: torch.Tensor, tokens: torch.Tensor,
+              masked: torch.Tensor, commit: torch.Tensor, p_chosen: torch.Tensor) -> None:
+        """Write a step's block back: tokens and mask state at the real positions (pads alias
+        them), the confidence of the commits. All but ``rows`` are (b, P)."""
+        r, c = real.nonzero(as_tuple=True)
+        self.ids[rows[r], positions[r, c]] = tokens[r, c]
+        self.masked[rows[r], positions[r, c]] = masked[r, c]
+        r, c = commit.nonzero(as_tuple=True)
+        self.confidence[rows[r], positions[r, c]] = p_chosen[r, c]
+
+    def event(self, block: int, step: int, rows: torch.Tensor, positions: torch.Tensor,
+              commit: torch.Tensor) -> StepEvent:
+        committed = torch.zeros_like(self.masked)
+        r, c = commit.nonzero(as_tuple=True)
+        committed[rows[r], positions[r, c]] = True
+        return StepEvent(block=block, step=step, ids=self.ids.clone(), masked=self.masked.clone(),
+                         committed=committed, editable=self.editable)
+
+
+class _Run:
+    """One :func:`denoise` call: the model, the settings and the batch that steps advance."""
+
+    def __init__(self, predictor: MaskPredictor, cfg: SamplerConfig, gen: torch.Generator | None,
+                 batch: _Batch) -> None:
+        self.predictor, self.cfg, self.gen, self.batch = predictor, cfg, gen, batch
+        self.nfe = 0  # forward passes (one per step: the active rows go through together)
+        # a committed mask or special token is nonsense
+        banned = sorted({predictor.mask_token_id, *cfg.suppress_ids})
+        self.banned = torch.tensor(banned, dtype=torch.long, device=batch.ids.device)
+        self.use_cache = cfg.cache and bool(getattr(predictor, "supports_cache", False))
+
+    def step(self, rows: torch.Tensor, positions: torch.Tensor, real: torch.Tensor, still_masked: torch.Tensor,
+             steps_left: int, cache: _BlockCache | None) -> tuple[torch.Tensor, _BlockCache | None]:
+        """One denoising step of ``rows`` over their block ``positions`` (b, P): predict, pick
+        a token per masked position, commit the step's share, self-correct, write back.
+        ``cache`` None: build the context cache. -> (commit (b, P) bool, the cache)."""
+        cfg, batch = self.cfg, self.batch
+        row_ids = batch.ids[rows]  # (b, L)
+        logits, cache = _predict(self.predictor, row_ids, batch.attention_mask[rows], positions, self.use_cache,
+                                 cache, rows)
+        logits = logits.index_fill(-1, self.banned, float("-inf"))
+        self.nfe += 1
+        batch.row_steps[rows] += 1
+        probs = torch.softmax(logits.float(), dim=-1)  # (b, P, V)
+        proposal = sample_tokens(filter_top_p(filter_top_k(logits, cfg.top_k), cfg.top_p), cfg.temperature, self.gen)
+        p_chosen = probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)  # (b, P)
+        scores = confidence_scores(probs, proposal, cfg.remasking, self.gen)
+        quota = torch.ceil(still_masked.sum(1).float() / steps_left).long()
+        # threshold mode still honours the step budget: at least the even-schedule quota
+        commit = select_commits(scores, still_masked, k=quota, threshold=cfg.threshold, probs_of_chosen=p_chosen)
+        tokens = torch.where(commit, proposal, row_ids.gather(1, positions))
+        masked = still_masked & ~commit
+        if cfg.correction_threshold is not None:
+            committed_before = real & ~still_masked  # committed at an earlier step of this block
+            tokens, masked, n_fixed = _self_correct(probs, tokens, masked, committed_before, cfg,
+                                                    batch.corrections[rows], self.predictor.mask_token_id)
+            batch.corrections[rows] += n_fixed
+        batch.write(rows, positions, real, tokens, masked, commit, p_chosen)
+        return commit, cache
+
+
+def _blocks(editable: torch.Tensor, block_length: int | None) -> list[torch.Tensor]:
+    """The semi-autoregressive blocks, left to right: (B, L) bool each, ``block_length``
+    editable positions of every row (None: all of them, one block)."""
+    longest = int(editable.sum(1).max().item()) if editable.any() else 0
+    size = block_length or max(longest, 1)
+    n_blocks = math.ceil(longest / size)
+    rank = editable.long().cumsum(dim=1) - 1  # (B, L) index of each editable position in its row
+    return [editable & (rank >= b * size) & (rank < (b + 1) * size) for b in range(n_blocks)]
 
 
 def _block_positions(in_block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,20 +263,20 @@ def _predict(
     attn: torch.Tensor,
     pos: torch.Tensor,
     use_cache: bool,
-    refresh: bool,
     cache: _BlockCache | None,
-    idx: torch.Tensor,
+    rows: torch.Tensor,
 ) -> tuple[torch.Tensor, _BlockCache | None]:
-    """Logits at ``pos`` (b, P, V). With the cache, the first step of a block (or a refresh)
-    runs the whole window and keeps its keys/values; later steps run only the block."""
+    """Logits at ``pos`` (b, P, V) of the batch's ``rows``. With the cache, the first step of
+    a block (or of a refresh: ``cache`` None) runs the whole window and keeps its
+    keys/values; later steps run only the block."""
     if not use_cache:
         if hasattr(predictor, "predict_at"):
             return predictor.predict_at(x, attn, pos)[0], None
         return logits_at(predictor, x, attn, pos), None
-    if refresh or cache is None:
+    if cache is None:
         logits, built = predictor.predict_at(x, attn, pos, build_cache=True)  # type: ignore[attr-defined]
-        return logits, _BlockCache(built, idx.clone())
-    part, sel = cache.select(idx)
+        return logits, _BlockCache(built, rows.clone())
+    part, sel = cache.select(rows)
     logits, part = predictor.predict_at(x, attn, pos, cache=part)  # type: ignore[attr-defined]
     cache.cache.update(sel, part)
     return logits, cache
