@@ -65,5 +65,5 @@ def special_ids(tokenizer: Any, config: Any | None = None) -> SpecialIds:
 
 
 def _token_id(tokenizer: Any, token: str) -> int | None:
-    vocab = tokenizer.get_vocab()
-    return vocab.get(token)
+    token_id = tokenizer.get_vocab().get(token)
+    return None if token_id is None else int(token_id)

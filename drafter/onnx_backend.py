@@ -136,9 +136,9 @@ def _example(
 def export_drafter(model: PreTrainedModel, path: Path, variant: Variant = DEFAULT_VARIANT) -> None:
     """Trace the drafter's network to ``path`` and check it against eager on probe inputs."""
     if next(model.parameters()).dtype != torch.float32 or model.device.type != "cpu":
-        model = copy.deepcopy(model).float().cpu()  # export in float32 on the CPU; the
-        # caller's model keeps its dtype and device
-    model.eval()
+        # export in float32 on the CPU; the caller's model keeps its dtype and device
+        model = copy.deepcopy(model).float().cpu()  # type: ignore[no-untyped-call]  # transformers' override
+    model.train(False)
     keeps = "logits_to_keep" in inspect.signature(model.forward).parameters
     layout = _kv_layout(model) if variant == "kv_cache" else []
     graph = _DrafterGraph(model, variant, keeps).eval()

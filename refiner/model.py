@@ -22,7 +22,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 MODEL_TYPE = "remask_refiner"
 
 
-class RefinerConfig(PretrainedConfig):
+class RefinerConfig(PretrainedConfig):  # type: ignore[no-untyped-call]  # transformers' untyped __init_subclass__
     """Hyper-parameters of the native refiner. Special token ids live here, never inline."""
 
     model_type = MODEL_TYPE
@@ -173,7 +173,8 @@ class Attention(nn.Module):
         # bidirectional: the only mask hides padding keys; key_mask is (B, 1, 1, Tk) bool
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=False)
         b, _, tq, _ = q.shape
-        return self.o_proj(y.transpose(1, 2).reshape(b, tq, -1))  # (B, Tq, C)
+        out: torch.Tensor = self.o_proj(y.transpose(1, 2).reshape(b, tq, -1))  # (B, Tq, C)
+        return out
 
     def forward(
         self,
@@ -195,7 +196,8 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        out: torch.Tensor = self.down(F.silu(gate) * up)
+        return out
 
 
 class Block(nn.Module):
@@ -210,7 +212,8 @@ class Block(nn.Module):
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_mask: torch.Tensor | None
     ) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin, key_mask)
-        return x + self.mlp(self.mlp_norm(x))
+        out: torch.Tensor = x + self.mlp(self.mlp_norm(x))
+        return out
 
     def forward_recording(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_mask: torch.Tensor | None
@@ -239,7 +242,8 @@ class Block(nn.Module):
         keys.scatter_(2, index, k)
         values.scatter_(2, index, v)
         x = x + self.attn.attend(q, keys, values, key_mask)
-        return x + self.mlp(self.mlp_norm(x))
+        out: torch.Tensor = x + self.mlp(self.mlp_norm(x))
+        return out
 
 
 @dataclass
@@ -263,21 +267,23 @@ class ContextCache:
             full[rows] = new
 
 
-class RefinerModel(PreTrainedModel):
+class RefinerModel(PreTrainedModel):  # type: ignore[no-untyped-call]  # transformers' untyped __init_subclass__
     """Bidirectional transformer returning logits over the vocabulary at every position."""
 
     config_class = RefinerConfig
     base_model_prefix = "refiner"
-    _tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}
-    _no_split_modules = ["Block"]
+    # transformers declares both as instance attributes: ClassVar would contradict it
+    _tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}  # noqa: RUF012
+
+    _no_split_modules = ["Block"]  # noqa: RUF012
 
     def __init__(self, config: RefinerConfig) -> None:
         super().__init__(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.post_init()
+        self.lm_head: nn.Module = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()  # type: ignore[no-untyped-call]  # transformers: ties weights, runs _init_weights
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -304,7 +310,7 @@ class RefinerModel(PreTrainedModel):
         return self.lm_head
 
     def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value  # type: ignore[assignment]
+        self.lm_head = value
 
     def forward(
         self,

@@ -199,7 +199,7 @@ def load_onnx_predictor(
     """:func:`~refiner.predictor.load_predictor`, run in ONNX Runtime from an export cached in
     ``<path>/onnx`` (built from the torch weights when missing or stale)."""
     # ONNX only traces the torch model: it stays on the CPU, ORT picks the device
-    predictor, tokenizer = load_predictor(path, kind=kind, device="cpu")
+    predictor, tokenizer = load_predictor(Path(path), kind=kind, device="cpu")
     return onnx_predictor(predictor, path, device=str(device)), tokenizer
 
 

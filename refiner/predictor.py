@@ -59,7 +59,7 @@ class HFMaskPredictor:
         kwargs: dict[str, Any] = {}
         if self.pass_attention_mask and not bool(attention_mask.all()):
             kwargs["attention_mask"] = attention_mask
-        logits = self.model(input_ids=input_ids, **kwargs).logits  # (B, L, V)
+        logits: torch.Tensor = self.model(input_ids=input_ids, **kwargs).logits  # (B, L, V)
         if self.shift:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return logits.float()
@@ -112,7 +112,7 @@ def native_predictor(model: RefinerModel, name: str = "remask-refiner") -> HFMas
     if cfg.mask_token_id is None:
         raise ValueError("the refiner config has no mask_token_id")
     return HFMaskPredictor(
-        model=model.eval(),
+        model=model.train(False),
         mask_token_id=int(cfg.mask_token_id),
         max_length=int(cfg.max_position_embeddings),
         name=name,

@@ -110,7 +110,7 @@ class TextRefiner:
 
     def encode(self, text: str) -> tuple[list[int], list[Span]]:
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]  # type: ignore[misc]
+        return list(enc["input_ids"]), [(int(s), int(e)) for s, e in enc["offset_mapping"]]
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=False))
@@ -184,7 +184,8 @@ class TextRefiner:
         """Log-probability of every token of a document, chunk by chunk with ``context``
         tokens across each cut; ``stride`` k: k passes, each masking every k-th token
         (see :func:`refiner.scoring.window_scores`)."""
-        return window_scores(self.predictor, ids, chunks, context, self.pad_id, stride).tolist()  # type: ignore[no-any-return]
+        logp: list[float] = window_scores(self.predictor, ids, chunks, context, self.pad_id, stride).tolist()
+        return logp
 
     def top_k_between(self, sides: Sequence[tuple[Sequence[int], Sequence[int]]], k: int) -> list[list[int]]:
         """The ``k`` likeliest text tokens for one masked position between each ``(left, right)``."""

@@ -127,7 +127,7 @@ def _keyword_insertions(base: int, units: list[re.Match[str]]) -> list[Fix]:
 def _distinct(code: str, fixes: list[Fix], limit: int | None) -> list[Fix]:
     """The first fix producing each new text, at most ``limit`` of them."""
     seen: set[str] = set()
-    out = []
+    out: list[Fix] = []
     for fix in fixes:
         if limit is not None and len(out) >= limit:
             break
