@@ -5,7 +5,8 @@ this process; :class:`Settings` holds bind address, API keys and limits.
 """
 
 from services.api.app import build_app
-from services.api.engine import EngineClient, LocalEngine
+from services.api.engine import LocalEngine
 from services.api.settings import Settings
+from workflows.engine import EngineClient
 
 __all__ = ["EngineClient", "LocalEngine", "Settings", "build_app"]

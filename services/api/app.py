@@ -1,6 +1,6 @@
 """The FastAPI application: ``build_app(engine, settings)``.
 
-The app holds an :class:`~services.api.engine.EngineClient` and nothing of the models, and
+The app holds an :class:`~workflows.engine.EngineClient` and nothing of the models, and
 imports nothing of Ray: ``remask serve-local`` runs it with uvicorn over a
 :class:`~services.api.engine.LocalEngine`, and the Ray Serve ingress wraps the same app
 with ``@serve.ingress`` over an engine client made of deployment handles.
@@ -26,7 +26,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.api.engine import EngineClient
 from services.api.errors import APIError, install_error_handlers
 from services.api.jobs import router as jobs_router
 from services.api.metrics import Metrics
@@ -34,6 +33,7 @@ from services.api.middleware import Authenticate, BodyGuard, Contain, Observe
 from services.api.playground import STATIC_PREFIX, install_playground
 from services.api.routes import router
 from services.api.settings import Settings
+from workflows.engine import EngineClient
 from workflows.limits import document_limits
 from workflows.queue import JobQueue
 

@@ -1,16 +1,17 @@
-"""The engine seam: what the HTTP layer calls, and an in-process implementation of it.
+"""The in-process engine: :class:`~workflows.engine.EngineClient` over models in this process.
 
-The app holds an :class:`EngineClient` and nothing of the models (the vLLM layout). Two
-implementations exist: :class:`LocalEngine` here, which runs the pipelines in this process,
-and a client over Ray Serve deployment handles, which lives with the deployments.
+The HTTP app (``remask serve-local``) holds one over both models; each Serve replica holds one
+over the model it serves. It stays here, beside its hosts, rather than in the seam: it is a
+serving concern (threads, locks, admission) and it checks a model's health with a forward pass.
 
-``LocalEngine`` runs each blocking pipeline in a worker thread. The models are not
-thread-safe, so each model has a lock and a request holds the locks of the models it uses
-(drafter before refiner, so two requests never wait on each other crosswise): a drafter-only
-request and a refiner-only request run side by side, two refiner requests one after the
-other. Admission is bounded: over ``max_pending`` requests in the engine the next one is
-refused at once (:class:`QueueFull`), and one that waits longer than ``queue_timeout_s`` for
-its models gives up (:class:`QueueTimeout`): overload answers, it never hangs.
+``LocalEngine`` runs each blocking pipeline (:class:`~workflows.engine.Pipelines`) in a worker
+thread. The models are not thread-safe, so each model has a lock and a request holds the locks
+of the models it uses (drafter before refiner, so two requests never wait on each other
+crosswise): a drafter-only request and a refiner-only request run side by side, two refiner
+requests one after the other. Admission is bounded: over ``max_pending`` requests in the
+engine the next one is refused at once (:class:`QueueFull`), and one that waits longer than
+``queue_timeout_s`` for its models gives up (:class:`QueueTimeout`): overload answers, it
+never hangs.
 """
 
 from __future__ import annotations
@@ -21,112 +22,41 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 
 import torch
 
 from workflows.audit import AuditRecord, ModelInfo
-from workflows.compliance import ComplianceParams, ComplianceResult, apply_rules
-from workflows.infill import (
-    InfillParams,
-    InfillResult,
-    InfillToken,
-    check_context,
-    draft_context,
-    infill,
+from workflows.compliance import ComplianceParams, ComplianceResult
+from workflows.engine import (
+    DRAFTER,
+    REFINER,
+    EngineEvent,
+    Finished,
+    Outcome,
+    Pipelines,
+    QueueFull,
+    QueueTimeout,
+    Snapshot,
+    StreamCancelled,
+    TokenDelta,
+    infill_needs,
+    revise_needs,
 )
-from workflows.repair import RepairParams, RepairResult, repair
-from workflows.revise import ReviseParams, ReviseResult, revise
+from workflows.infill import InfillParams, InfillResult, InfillToken, check_context, draft_context
+from workflows.repair import RepairParams, RepairResult
+from workflows.revise import ReviseParams, ReviseResult
 from workflows.rules import RuleSet
 
 R = TypeVar("R")
-DRAFTER, REFINER = "drafter", "refiner"  # lock names, taken in this order
-
-
-@dataclass
-class Outcome(Generic[R]):
-    """A pipeline's result and what it cost."""
-
-    result: R
-    prompt_tokens: int
-    completion_tokens: int
-    queue_ms: float = 0.0  # waiting for the models
-    run_ms: float = 0.0  # the pipeline itself
-
-
-@dataclass(frozen=True)
-class TokenDelta:
-    """AR streaming: the next piece of text, as the drafter writes it."""
-
-    text: str
-    confidence: float
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Diffusion streaming: the whole span (or document) as denoising stands now."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Finished(Generic[R]):
-    """The last event of a stream."""
-
-    outcome: Outcome[R]
-
-
-EngineEvent = TokenDelta | Snapshot | Finished[Any]
-
-
-class EngineUnavailable(Exception):
-    """The engine cannot take the request now; retry after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class QueueFull(EngineUnavailable):
-    """Too many requests are already admitted."""
-
-
-class QueueTimeout(EngineUnavailable):
-    """The request waited too long for its models."""
-
-
-class StreamCancelled(Exception):
-    """Raised inside a pipeline's callback when the stream's reader went away."""
-
-
-@runtime_checkable
-class EngineClient(Protocol):
-    """Everything the HTTP layer may ask of the models. Errors: ``ValueError`` for bad input,
-    :class:`EngineUnavailable` for overload; streams end with a :class:`Finished` event."""
-
-    async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]: ...
-
-    def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]: ...
-
-    async def revise(self, text: str, params: ReviseParams) -> Outcome[ReviseResult]: ...
-
-    def stream_revise(self, text: str, params: ReviseParams) -> AsyncIterator[EngineEvent]: ...
-
-    async def repair(self, code: str, params: RepairParams) -> Outcome[RepairResult]: ...
-
-    async def compliance(self, text: str, rules: RuleSet, params: ComplianceParams) -> Outcome[ComplianceResult]: ...
-
-    async def check_health(self) -> None:
-        """Return when a tiny forward pass of every model works; raise otherwise."""
-        ...
-
-    def queue_depth(self) -> int:
-        """Requests admitted and waiting for a model."""
-        ...
 
 
 Emit = Callable[[EngineEvent], None]
+
+
+def _snapshots(emit: Emit | None) -> Callable[[str], None] | None:
+    """A pipeline's ``on_snapshot`` that emits each step as a :class:`Snapshot` (None: not streamed)."""
+    return (lambda text: emit(Snapshot(text))) if emit is not None else None
 
 
 class LocalEngine:
@@ -138,6 +68,7 @@ class LocalEngine:
 
     def __init__(self, refiner: Any | None, drafter: Any | None = None, *, max_pending: int = 16,
                  queue_timeout_s: float = 30.0, retry_after_s: float = 1.0) -> None:
+        self.pipelines = Pipelines(refiner, drafter)  # refuses an engine with no model
         self.refiner = refiner
         self.drafter = drafter
         self.max_pending = max_pending
@@ -148,8 +79,6 @@ class LocalEngine:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remask-engine")
         self._pending = 0
         self._waiting = 0
-        if refiner is None and drafter is None:
-            raise ValueError("an engine needs a refiner, a drafter or both")
 
     def queue_depth(self) -> int:
         return self._waiting
@@ -159,7 +88,8 @@ class LocalEngine:
 
     # --- admission and locking ------------------------------------------------------------
 
-    async def _run(self, needs: tuple[str, ...], fn: Callable[[], R], cancel: threading.Event) -> tuple[R, float, float]:
+    async def _run(self, needs: tuple[str, ...], fn: Callable[[], R],
+                   cancel: threading.Event) -> tuple[R, float, float]:
         """Run ``fn`` in a worker thread holding the locks of ``needs``; -> (result, queue_ms, run_ms).
 
         The work is a task of its own, shielded from the caller: a caller that goes away
@@ -258,23 +188,15 @@ class LocalEngine:
 
     # --- infill -----------------------------------------------------------------------------
 
-    def _infill_needs(self, params: InfillParams) -> tuple[str, ...]:
-        return (REFINER,) if params.mode == "diffusion" else (DRAFTER,) if params.mode == "ar" else (DRAFTER, REFINER)
-
     def count(self, *texts: str) -> int:
-        """Tokens of ``texts`` under the refiner's tokenizer (the drafter's when there is no refiner)."""
-        if self.refiner is None:
-            return sum(len(self.drafter.encode(t)) for t in texts if t)
-        return sum(len(self.refiner.encode(t)[0]) for t in texts if t)
+        """Tokens of ``texts`` as every outcome counts them (see :meth:`Pipelines.count`)."""
+        return self.pipelines.count(*texts)
 
     def _infill_sync(self, prefix: str, suffix: str, params: InfillParams, emit: Emit | None) -> Outcome[InfillResult]:
         if params.mode == "ar" and emit is not None:
             res = self._ar_stream(prefix, suffix, params, emit)
-        else:
-            snap = (lambda s: emit(Snapshot(s))) if emit is not None else None
-            drafter = None if params.mode == "diffusion" else self.drafter
-            res = infill(prefix, suffix, params, self.refiner, drafter, on_snapshot=snap)
-        return Outcome(res, self.count(prefix, suffix), len(res.tokens))
+            return Outcome(res, self.count(prefix, suffix), len(res.tokens))
+        return self.pipelines.infill(prefix, suffix, params, on_snapshot=_snapshots(emit))
 
     def _ar_stream(self, prefix: str, suffix: str, params: InfillParams, emit: Emit) -> InfillResult:
         """The drafter's half of :func:`workflows.infill.infill` in AR mode, token by token.
@@ -307,44 +229,28 @@ class LocalEngine:
         return InfillResult(text, at, at, "ar", tokens, draft=text, audit=audit)
 
     async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
-        return await self._call(self._infill_needs(params), lambda: self._infill_sync(prefix, suffix, params, None))
+        return await self._call(infill_needs(params), lambda: self._infill_sync(prefix, suffix, params, None))
 
     def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
-        return self._stream(self._infill_needs(params), lambda emit: self._infill_sync(prefix, suffix, params, emit))
+        return self._stream(infill_needs(params), lambda emit: self._infill_sync(prefix, suffix, params, emit))
 
     # --- revise, repair, compliance --------------------------------------------------------
-
-    def _revise_needs(self, params: ReviseParams, scorer: Any | None = None) -> tuple[str, ...]:
-        uses_drafter = params.spans is None and params.detect != "refiner" and scorer is None
-        return (DRAFTER, REFINER) if uses_drafter else (REFINER,)
-
-    def _revise_sync(self, text: str, params: ReviseParams, emit: Emit | None, scorer: Any | None) -> Outcome[ReviseResult]:
-        snap = (lambda s: emit(Snapshot(s))) if emit is not None else None
-        drafter = scorer or (self.drafter if DRAFTER in self._revise_needs(params) else None)
-        res = revise(text, params, self.refiner, drafter, on_snapshot=snap)
-        return Outcome(res, self.count(text), self.count(*(e.after for e in res.edits)))
 
     async def revise(self, text: str, params: ReviseParams, scorer: Any | None = None) -> Outcome[ReviseResult]:
         """``scorer``: stands in for the drafter where it scores the text (a Serve replica passes
         the drafter deployment's scores this way)."""
-        return await self._call(self._revise_needs(params, scorer), lambda: self._revise_sync(text, params, None, scorer))
+        return await self._call(revise_needs(params, scorer is not None),
+                                lambda: self.pipelines.revise(text, params, scorer=scorer))
 
     def stream_revise(self, text: str, params: ReviseParams, scorer: Any | None = None) -> AsyncIterator[EngineEvent]:
-        return self._stream(self._revise_needs(params, scorer), lambda emit: self._revise_sync(text, params, emit, scorer))
+        return self._stream(revise_needs(params, scorer is not None),
+                            lambda emit: self.pipelines.revise(text, params, _snapshots(emit), scorer))
 
     async def repair(self, code: str, params: RepairParams) -> Outcome[RepairResult]:
-        def run() -> Outcome[RepairResult]:
-            res = repair(code, params, self.refiner)
-            return Outcome(res, self.count(code), self.count(*(e.after for e in res.edits)))
-
-        return await self._call((REFINER,), run)
+        return await self._call((REFINER,), lambda: self.pipelines.repair(code, params))
 
     async def compliance(self, text: str, rules: RuleSet, params: ComplianceParams) -> Outcome[ComplianceResult]:
-        def run() -> Outcome[ComplianceResult]:
-            res = apply_rules(text, rules, self.refiner, params)
-            return Outcome(res, self.count(text), self.count(*(e.after for e in res.edits)))
-
-        return await self._call((REFINER,), run)
+        return await self._call((REFINER,), lambda: self.pipelines.compliance(text, rules, params))
 
     # --- health -----------------------------------------------------------------------------
 

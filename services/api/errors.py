@@ -21,10 +21,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api.engine import EngineUnavailable, QueueFull
+from workflows.engine import EngineUnavailable, QueueFull
 from workflows.limits import RequestRefused
 
 log = logging.getLogger("remask.api")
@@ -41,6 +41,19 @@ TYPES = {
     500: "server_error",
     503: "service_unavailable_error",
 }
+
+
+class ErrorBody(BaseModel):
+    message: str = Field(description="what went wrong, in words")
+    type: str = Field(description="error class: invalid_request_error, authentication_error, ...")
+    param: str | None = Field(None, description="the request field at fault (dotted path), if any")
+    code: str | None = Field(None, description="a stable machine-readable code, if any")
+
+
+class ErrorResponse(BaseModel):
+    """The OpenAI error shape, used by every route."""
+
+    error: ErrorBody = Field(description="the error")
 
 
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "tuple", "none"})

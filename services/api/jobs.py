@@ -21,8 +21,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from services.api.errors import APIError
-from services.api.responses import ErrorResponse, JSONLResponse
+from services.api.errors import APIError, ErrorResponse
 from services.api.routes import ERRORS, bearer
 from services.api.schemas import RequestModel
 from services.api.settings import ANONYMOUS_TENANT, Limits
@@ -33,6 +32,12 @@ from workflows.queue.webhook import WebhookRefused
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-lines", "text/plain")
 
 
+class JSONLResponse(PlainTextResponse):
+    """JSON Lines (one JSON object per line), as job results and errors are served."""
+
+    media_type = "application/jsonl"
+
+
 class JobSubmission(RequestModel):
     """A job as JSON; JSONL bodies carry the options in headers and the query instead.
 
@@ -41,12 +46,14 @@ class JobSubmission(RequestModel):
     """
 
     unchecked = frozenset({"requests"})
-    requests: list[dict[str, Any]] = Field(min_length=1, description="items: {custom_id, method, url, body}, "
-                                           "url one of /v1/revise, /v1/repair, /v1/completions, /v1/fim/completions, /v1/compliance")
+    requests: list[dict[str, Any]] = Field(min_length=1, description="items: {custom_id, method, url, body}, url one "
+                                           "of /v1/revise, /v1/repair, /v1/completions, /v1/fim/completions, "
+                                           "/v1/compliance")
     idempotency_key: str | None = Field(None, description="a resubmission with the same key returns the first job")
     webhook_url: str | None = Field(None, description="POSTed the job object when it reaches a final state")
     metadata: dict[str, str] | None = Field(None, description="up to 16 string pairs, stored with the job")
-    completion_window_s: int | None = Field(None, ge=60, description="seconds the job may wait and run before it expires")
+    completion_window_s: int | None = Field(None, ge=60,
+                                            description="seconds the job may wait and run before it expires")
 
 
 class Counts(BaseModel):
@@ -208,12 +215,10 @@ async def cancel_job(request: Request, job_id: str) -> JobOut:
 @router.get("/{job_id}/results", response_class=JSONLResponse, summary="Output lines of succeeded items (JSONL)",
             responses=NOT_FOUND)
 async def job_results(request: Request, job_id: str) -> PlainTextResponse:
-    body = await _call(_queue(request).results_jsonl, _checked(job_id), _tenant(request))
-    return PlainTextResponse(body, media_type="application/jsonl")
+    return JSONLResponse(await _call(_queue(request).results_jsonl, _checked(job_id), _tenant(request)))
 
 
 @router.get("/{job_id}/errors", response_class=JSONLResponse, summary="Output lines of failed items (JSONL)",
             responses=NOT_FOUND)
 async def job_errors(request: Request, job_id: str) -> PlainTextResponse:
-    body = await _call(_queue(request).errors_jsonl, _checked(job_id), _tenant(request))
-    return PlainTextResponse(body, media_type="application/jsonl")
+    return JSONLResponse(await _call(_queue(request).errors_jsonl, _checked(job_id), _tenant(request)))

@@ -52,7 +52,8 @@ class Metrics:
         self.waiting.set_function(lambda: float(queue_depth()))
         self.requests = Counter(REQUESTS, "HTTP requests answered, per route and status code.",
                                 ["route", "status"], registry=r)
-        self.prompt_tokens = Counter(PROMPT_TOKENS, "Prompt (input) tokens processed, per route.", ["route"], registry=r)
+        self.prompt_tokens = Counter(PROMPT_TOKENS, "Prompt (input) tokens processed, per route.", ["route"],
+                                     registry=r)
         self.generation_tokens = Counter(GENERATION_TOKENS, "Tokens produced, per route.", ["route"], registry=r)
         self.nfe = Counter(NFE, "Refiner forward passes, per route.", ["route"], registry=r)
         self.jobs = Gauge(JOBS, "Batch jobs by state (live states: now; final states: since the start).",

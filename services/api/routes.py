@@ -1,6 +1,6 @@
 """The ``/v1`` routes: parse the request, check the operator's limits, call the engine, format.
 
-Nothing here touches a model: the engine (:class:`services.api.engine.EngineClient`) is
+Nothing here touches a model: the engine (:class:`workflows.engine.EngineClient`) is
 taken from the app state, so the same routes serve an in-process engine or Ray handles.
 The limits are checked by the request model itself (``req.check(limits)``, the check a
 batch line gets too); a refusal is a 422 naming the field (see :mod:`services.api.errors`).
@@ -16,21 +16,20 @@ from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import HTTPBearer
 
 from refiner.remasking import validate_char_spans
-from services.api.engine import EngineClient, Outcome
-from services.api.errors import APIError
+from services.api.errors import APIError, ErrorResponse
 from services.api.metrics import Metrics
-from services.api.responses import (
+from services.api.schemas import CompletionRequest, FimRequest, RepairRequest, ReviseRequest
+from services.api.settings import ANONYMOUS_TENANT, Settings
+from services.api.streaming import edit_sse, event_stream, infill_sse, prime, single
+from workflows.engine import EngineClient, Outcome
+from workflows.engine.responses import (
     CompletionResponse,
     EditResponse,
-    ErrorResponse,
     FimResponse,
     completion_response,
     edit_response,
     fim_response,
 )
-from services.api.schemas import CompletionRequest, FimRequest, RepairRequest, ReviseRequest
-from services.api.settings import ANONYMOUS_TENANT, Settings
-from services.api.streaming import edit_sse, event_stream, infill_sse, prime, single
 
 # documents the bearer scheme in /openapi.json; the check itself runs in middleware, before
 # the body is read (see services.api.middleware.Authenticate)

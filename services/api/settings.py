@@ -23,6 +23,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
+from workflows.engine.responses import SERVED_MODEL_NAME
 from workflows.limits import Limits
 from workflows.queue.webhook import ALLOW_ENV as WEBHOOK_ALLOW_ENV
 from workflows.queue.webhook import WebhookPolicy
@@ -82,7 +83,8 @@ class Settings(BaseModel):
     api_keys: list[ApiKey] = Field(default_factory=_keys_from_env,
                                    description=f"bearer keys and their tenants; default: ${KEYS_ENV}")
     limits: Limits = Field(default_factory=Limits, description="request limits")
-    served_model_name: str = Field("remask", min_length=1, description="model id reported by /v1/models and in responses")
+    served_model_name: str = Field(SERVED_MODEL_NAME, min_length=1,
+                                   description="model id reported by /v1/models and in responses")
     max_pending: int = Field(16, ge=1, description="requests admitted to the engine at once; more are answered 429")
     queue_timeout_s: float = Field(30.0, gt=0, description="longest wait for a model before answering 503")
     retry_after_s: int = Field(1, ge=1, description="Retry-After seconds sent with 429 and 503")

@@ -15,34 +15,19 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from typing import Any, Literal
 
 from fastapi.responses import StreamingResponse
 
-from services.api.engine import (
-    EngineEvent,
-    EngineUnavailable,
-    Finished,
-    Outcome,
-    Snapshot,
-    StreamCancelled,
-    TokenDelta,
-)
 from services.api.errors import error_body
-from services.api.responses import (
-    completion_chunk,
-    edit_response,
-    fim_chunk,
-    finish_reason,
-    new_id,
-    remask_info,
-    usage,
-)
+from workflows.engine import EngineEvent, EngineUnavailable, Finished, Outcome, Snapshot, StreamCancelled, TokenDelta
+from workflows.engine.responses import FinishReason, Usage, edit_response, finish_reason, new_id, remask_info, usage
 
 log = logging.getLogger("remask.api")
 DONE = "data: [DONE]\n\n"
 UsageMode = Literal["none", "separate", "inline"]  # OpenAI: a separate last chunk; Mistral: in the last chunk
+Shape = Literal["completion", "fim"]
+CHUNK_OBJECT = {"completion": "text_completion", "fim": "chat.completion.chunk"}
 
 
 def sse(data: dict[str, Any]) -> str:
@@ -79,21 +64,39 @@ def _stream_error(exc: Exception) -> dict[str, Any]:
     return error_body(500, "internal error; see the server log", code="internal_error")
 
 
-async def infill_sse(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, shape: Literal["completion", "fim"],
-                     model: str, max_tokens: int, echo: str = "", usage_mode: UsageMode = "none",
+def chunk(shape: Shape, cid: str, created: int, model: str, text: str, finish: FinishReason | None,
+          remask: dict[str, Any] | None = None, usage_: Usage | None = None) -> dict[str, Any]:
+    """One streamed chunk: OpenAI's completion chunk, or Mistral's FIM (chat completion) chunk.
+
+    The concatenated ``text`` (or ``delta.content``) of a stream always equals the non-streamed
+    answer: AR token deltas add up to it; diffusion snapshots travel in ``remask.snapshot``
+    with empty text, and the whole span comes in the last chunk.
+    """
+    choice = ({"text": text, "index": 0, "logprobs": None, "finish_reason": finish} if shape == "completion"
+              else {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": finish})
+    body: dict[str, Any] = {"id": cid, "object": CHUNK_OBJECT[shape], "created": created, "model": model,
+                            "choices": [choice]}
+    if usage_ is not None:
+        body["usage"] = usage_.model_dump()
+    if remask is not None:
+        body["remask"] = remask
+    return body
+
+
+async def infill_sse(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, shape: Shape, model: str,
+                     max_tokens: int, echo: str = "", usage_mode: UsageMode = "none",
                      on_done: Callable[[Outcome[Any]], None] | None = None) -> AsyncIterator[str]:
     """Completion or FIM chunks for one infill stream."""
     cid, created = new_id("cmpl" if shape == "completion" else "fim"), int(time.time())
-    chunk: Callable[..., dict[str, Any]] = partial(completion_chunk if shape == "completion" else fim_chunk,
-                                                   cid, created, model)
     try:
         if echo:
-            yield sse(chunk(echo, None))
+            yield sse(chunk(shape, cid, created, model, echo, None))
         async for ev in _chain(first, rest):
             if isinstance(ev, TokenDelta):
-                yield sse(chunk(ev.text, None, {"event": "token", "confidence": round(ev.confidence, 5)}))
+                info = {"event": "token", "confidence": round(ev.confidence, 5)}
+                yield sse(chunk(shape, cid, created, model, ev.text, None, info))
             elif isinstance(ev, Snapshot):
-                yield sse(chunk("", None, {"event": "snapshot", "snapshot": ev.text}))
+                yield sse(chunk(shape, cid, created, model, "", None, {"event": "snapshot", "snapshot": ev.text}))
             elif isinstance(ev, Finished):
                 out = ev.outcome
                 if on_done is not None:
@@ -101,9 +104,9 @@ async def infill_sse(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, sh
                 info = {"event": "done", **remask_info(out).model_dump()}
                 text = "" if out.result.mode == "ar" else out.result.text  # AR text came as deltas
                 inline = usage(out) if usage_mode == "inline" else None
-                yield sse(chunk(text, finish_reason(out.result, max_tokens), info, inline))
-                if usage_mode == "separate":
-                    yield sse(completion_chunk(cid, created, model, "", None, None, usage(out), choices=False))
+                yield sse(chunk(shape, cid, created, model, text, finish_reason(out.result, max_tokens), info, inline))
+                if usage_mode == "separate":  # OpenAI's last chunk: no choices, the usage
+                    yield sse({**chunk(shape, cid, created, model, "", None, None, usage(out)), "choices": []})
     except StreamCancelled:
         return
     except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band

@@ -60,16 +60,20 @@ class AppArgs(BaseModel):
     """The application's arguments (the ``args`` of an application in the Serve config)."""
 
     model_config = ConfigDict(extra="forbid")
-    refiner: str | None = Field(None, description="refiner model directory (default: models/refiner or $REMASK_REFINER)")
-    drafter: str | None = Field(None, description="drafter model directory (default: models/drafter or $REMASK_DRAFTER)")
+    refiner: str | None = Field(None, description="refiner model directory (default: models/refiner or "
+                                "$REMASK_REFINER)")
+    drafter: str | None = Field(None, description="drafter model directory (default: models/drafter or "
+                                "$REMASK_DRAFTER)")
     no_drafter: bool = Field(False, description="serve without a drafter (diffusion mode only)")
     device: str = Field("cpu", description="torch device of the model replicas")
     torch_threads: int = Field(1, ge=1, description="torch threads per model replica (match its num_cpus)")
     drafter_backend: Literal["torch", "onnx"] = Field("torch", description="onnx: the drafter runs in ONNX Runtime "
-                                                      "(exported next to its weights on first use; needs the onnx extra)")
+                                                      "(exported next to its weights on first use; needs the onnx "
+                                                      "extra)")
     refiner_backend: Literal["torch", "onnx"] = Field("torch", description="onnx: the refiner runs in ONNX Runtime")
     jobs: bool = Field(True, description="serve /v1/jobs and run the JobWorker deployment")
-    redis_url: str | None = Field(None, description="queue server (default: $REDIS_URL, else an embedded Valkey in data_dir)")
+    redis_url: str | None = Field(None, description="queue server (default: $REDIS_URL, else an embedded Valkey "
+                                  "in data_dir)")
     data_dir: str = Field("data/valkey", description="embedded Valkey's data directory")
     prefix: str = Field("remask", description="key prefix of the job queue")
     host: str = Field("127.0.0.1", description="address the HTTP proxy binds; anything but loopback needs API keys")
@@ -101,16 +105,48 @@ def _batch_config(method: Any, config: dict[str, Any]) -> None:
     method.set_batch_wait_timeout_s(float(cfg["batch_wait_timeout_s"]))
 
 
-@serve.deployment(name="Drafter", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32,
-                  max_queued_requests=64, health_check_period_s=10, user_config=DEFAULT_BATCH,
-                  graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_S, graceful_shutdown_timeout_s=5)
-class Drafter:
+# what both model deployments run with (the Serve config may override any of it)
+MODEL_DEPLOYMENT: dict[str, Any] = {
+    "ray_actor_options": {"num_cpus": 0.5}, "max_ongoing_requests": 32, "max_queued_requests": 64,
+    "health_check_period_s": 10, "user_config": DEFAULT_BATCH, "graceful_shutdown_wait_loop_s": SHUTDOWN_WAIT_S,
+    "graceful_shutdown_timeout_s": 5,
+}
+
+
+class _ModelDeployment:
+    """What both model deployments share around their replica object: its model's name and
+    health, and whole infill streams in the mode that model serves alone."""
+
+    replica: DrafterReplica | RefinerReplica
+
+    @staticmethod
+    def _prepare(log_level: str, threads: int) -> None:
+        set_log_level(log_level)
+        _threads(threads)
+
+    async def stream_infill(self, prefix: str, suffix: str, params: Any) -> Any:
+        async for ev in self.replica.stream_infill(prefix, suffix, params):
+            yield ev
+
+    def info(self) -> Any:
+        return self.replica.info()
+
+    async def check(self) -> None:
+        await self.replica.check()
+
+    async def check_health(self) -> None:  # Serve calls it every health_check_period_s; /ready calls check
+        await self.replica.check()
+
+
+@serve.deployment(name="Drafter", **MODEL_DEPLOYMENT)
+class Drafter(_ModelDeployment):
+    replica: DrafterReplica
+
     def __init__(self, path: str | None, backend: str, device: str, threads: int, max_pending: int,
                  queue_timeout_s: float, log_level: str = "info") -> None:
         from workflows.engines import load_drafter
 
-        set_log_level(log_level)
-        _threads(threads)
+        self._prepare(log_level, threads)
         self.replica = DrafterReplica(load_drafter(path, device, backend, threads), max_pending, queue_timeout_s)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
@@ -125,29 +161,16 @@ class Drafter:
     async def score(self, texts: list[str]) -> list[Any]:
         return await self.replica.score(texts)
 
-    async def stream_infill(self, prefix: str, suffix: str, params: Any) -> Any:
-        async for ev in self.replica.stream_infill(prefix, suffix, params):
-            yield ev
 
-    def info(self) -> Any:
-        return self.replica.info()
+@serve.deployment(name="Refiner", **MODEL_DEPLOYMENT)
+class Refiner(_ModelDeployment):
+    replica: RefinerReplica
 
-    async def check(self) -> None:
-        await self.replica.check()
-
-    check_health = check  # Serve calls it every health_check_period_s; /ready calls check
-
-
-@serve.deployment(name="Refiner", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32,
-                  max_queued_requests=64, health_check_period_s=10, user_config=DEFAULT_BATCH,
-                  graceful_shutdown_wait_loop_s=SHUTDOWN_WAIT_S, graceful_shutdown_timeout_s=5)
-class Refiner:
     def __init__(self, path: str | None, backend: str, device: str, threads: int, max_pending: int,
                  queue_timeout_s: float, log_level: str = "info") -> None:
         from workflows.engines import load_refiner
 
-        set_log_level(log_level)
-        _threads(threads)
+        self._prepare(log_level, threads)
         self.replica = RefinerReplica(load_refiner(path, device, backend=backend), max_pending, queue_timeout_s)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
@@ -164,10 +187,6 @@ class Refiner:
     async def infill(self, prefix: str, suffix: str, params: Any) -> Any:
         return await self.replica.infill(prefix, suffix, params)
 
-    async def stream_infill(self, prefix: str, suffix: str, params: Any) -> Any:
-        async for ev in self.replica.stream_infill(prefix, suffix, params):
-            yield ev
-
     async def revise(self, text: str, params: Any, scorer: Any = None) -> Any:
         return await self.replica.revise(text, params, scorer)
 
@@ -180,14 +199,6 @@ class Refiner:
 
     async def compliance(self, text: str, rules: Any, params: Any) -> Any:
         return await self.replica.compliance(text, rules, params)
-
-    def info(self) -> Any:
-        return self.replica.info()
-
-    async def check(self) -> None:
-        await self.replica.check()
-
-    check_health = check
 
 
 @serve.deployment(name="JobWorker", ray_actor_options={"num_cpus": 0.25}, health_check_period_s=10,

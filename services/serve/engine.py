@@ -1,4 +1,4 @@
-"""The ingress's engine: :class:`~services.api.engine.EngineClient` over deployment handles.
+"""The ingress's engine: :class:`~workflows.engine.EngineClient` over deployment handles.
 
 The HTTP app (:func:`services.api.build_app`) calls this exactly as it calls the in-process
 engine. Where the work goes:
@@ -12,7 +12,7 @@ engine. Where the work goes:
 
 Errors come back as the app expects them: a replica's ``ValueError`` stays a ``ValueError``
 (422/400), and Serve's back-pressure (a deployment's ``max_queued_requests`` reached) or an
-engine's own overload becomes :class:`~services.api.engine.EngineUnavailable` (503 with
+engine's own overload becomes :class:`~workflows.engine.EngineUnavailable` (503 with
 Retry-After). Nothing here imports Ray at module level, so the logic runs in tests with
 stand-in handles.
 """
@@ -23,10 +23,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
-from services.api.engine import EngineEvent, EngineUnavailable, Finished, Outcome
 from services.serve.replicas import Prescored
 from workflows.audit import AuditRecord, ModelInfo
 from workflows.compliance import ComplianceParams, ComplianceResult
+from workflows.engine import EngineEvent, EngineUnavailable, Finished, Outcome
 from workflows.infill import InfillParams, InfillResult, ar_result, check_context
 from workflows.repair import RepairParams, RepairResult
 from workflows.revise import ReviseParams, ReviseResult

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.api.engine import DRAFTER, REFINER, EngineEvent, LocalEngine, Outcome
+from services.api.engine import LocalEngine
 from workflows.audit import ModelInfo
 from workflows.compliance import ComplianceParams, ComplianceResult
-from workflows.infill import InfillParams, InfillResult, draft_many, refine_drafts
+from workflows.engine import DRAFTER, REFINER, EngineEvent, Outcome, Snapshot
+from workflows.infill import InfillParams, InfillResult, draft_many, refine_draft, refine_drafts
 from workflows.repair import RepairParams, RepairResult
 from workflows.revise import ReviseParams, ReviseResult
 from workflows.rules import RuleSet
@@ -68,31 +69,34 @@ class _ModelReplica:
     def close(self) -> None:
         self.engine.close()
 
+    async def _batched(self, model: str, items: list[Any], run: Callable[[list[Any]], list[Any]],
+                       produced: Callable[[Any], int]) -> list[Outcome[Any]]:
+        """``run(items)`` as one call on the model's thread; each result with the tokens of its
+        item's prefix and suffix (the first two fields) and the ``produced`` tokens."""
+        def call() -> list[Outcome[Any]]:
+            return [Outcome(res, self.engine.count(item[0], item[1]), produced(res))
+                    for item, res in zip(items, run(items), strict=True)]
+
+        return await self.engine.submit((model,), call)
+
+    def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
+        """A whole infill request in the mode this replica's model serves alone (ar or diffusion)."""
+        return self.engine.stream_infill(prefix, suffix, params)
+
 
 class DrafterReplica(_ModelReplica):
     """The drafter's side of the service."""
 
     def __init__(self, drafter: Any, max_pending: int = 64, queue_timeout_s: float = 30.0) -> None:
         super().__init__(drafter, LocalEngine(None, drafter, max_pending=max_pending, queue_timeout_s=queue_timeout_s))
-        self.drafter = drafter
 
     async def draft(self, items: list[HoleItem]) -> list[Outcome[Any]]:
         """Drafts of several holes in one batched generation, each with its token counts."""
-        def run() -> list[Outcome[Any]]:
-            drafts = draft_many(items, self.drafter)
-            return [Outcome(d, self.engine.count(p, s), len(d.token_ids)) for (p, s, _), d in zip(items, drafts)]
-
-        return await self.engine.submit((DRAFTER,), run)
+        return await self._batched(DRAFTER, items, lambda holes: draft_many(holes, self.model),
+                                   lambda draft: len(draft.token_ids))
 
     async def score(self, texts: list[str]) -> list[Any]:
-        return await self.engine.submit((DRAFTER,), lambda: [self.drafter.score(t) for t in texts])
-
-    async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
-        """Mode ``ar`` alone (a whole request; the hybrid path batches through :meth:`draft`)."""
-        return await self.engine.infill(prefix, suffix, params)
-
-    def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
-        return self.engine.stream_infill(prefix, suffix, params)
+        return await self.engine.submit((DRAFTER,), lambda: [self.model.score(t) for t in texts])
 
 
 class RefinerReplica(_ModelReplica):
@@ -100,23 +104,16 @@ class RefinerReplica(_ModelReplica):
 
     def __init__(self, refiner: Any, max_pending: int = 64, queue_timeout_s: float = 30.0) -> None:
         super().__init__(refiner, LocalEngine(refiner, None, max_pending=max_pending, queue_timeout_s=queue_timeout_s))
-        self.refiner = refiner
 
     async def refine(self, items: list[DraftItem]) -> list[Outcome[InfillResult]]:
         """The hybrid step of several drafts, batched (see :func:`workflows.infill.refine_drafts`)."""
-        def run() -> list[Outcome[InfillResult]]:
-            results = refine_drafts(items, self.refiner)
-            return [Outcome(r, self.engine.count(p, s), len(r.tokens)) for (p, s, _, _), r in zip(items, results)]
-
-        return await self.engine.submit((REFINER,), run)
+        return await self._batched(REFINER, items, lambda drafts: refine_drafts(drafts, self.model),
+                                   lambda res: len(res.tokens))
 
     def stream_refine(self, prefix: str, suffix: str, draft: Any, params: InfillParams) -> AsyncIterator[EngineEvent]:
         """The hybrid step of one draft, streaming snapshots of the span."""
-        from services.api.engine import Snapshot
-        from workflows.infill import refine_draft
-
-        def run(emit: Any) -> Outcome[InfillResult]:
-            res = refine_draft(prefix, suffix, draft, params, self.refiner, lambda s: emit(Snapshot(s)))
+        def run(emit: Callable[[EngineEvent], None]) -> Outcome[InfillResult]:
+            res = refine_draft(prefix, suffix, draft, params, self.model, lambda s: emit(Snapshot(s)))
             return Outcome(res, self.engine.count(prefix, suffix), len(res.tokens))
 
         return self.engine.stream((REFINER,), run)
@@ -124,9 +121,6 @@ class RefinerReplica(_ModelReplica):
     async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
         """Mode ``diffusion``."""
         return await self.engine.infill(prefix, suffix, params)
-
-    def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
-        return self.engine.stream_infill(prefix, suffix, params)
 
     async def revise(self, text: str, params: ReviseParams, scorer: Prescored | None = None) -> Outcome[ReviseResult]:
         return await self.engine.revise(text, params, scorer)

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from services.api.engine import EngineUnavailable, Finished, LocalEngine, Snapshot, TokenDelta
+from services.api.engine import LocalEngine
 from services.serve.engine import ServeEngine, unwrap
 from services.serve.replicas import DrafterReplica, Prescored, RefinerReplica
+from workflows.engine import EngineUnavailable, Finished, Snapshot, TokenDelta
 from workflows.infill import InfillParams
 from workflows.revise import ReviseParams
 

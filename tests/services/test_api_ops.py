@@ -17,7 +17,7 @@ from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-import services.api.engine as engine_mod
+import workflows.engine.pipelines as pipelines_mod
 from services.api import EngineClient, LocalEngine, Settings, build_app
 from services.api.settings import is_loopback, parse_api_keys
 from services.cli import main
@@ -126,14 +126,14 @@ def test_settings_refuse_open_non_loopback_binds(monkeypatch: pytest.MonkeyPatch
 def test_overload_answers_429_and_503_with_retry_after(api_models: Any, http: httpx.Client,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     gate, started = threading.Event(), threading.Event()
-    real_repair = engine_mod.repair
+    real_repair = pipelines_mod.repair
 
     def held_repair(*args: Any, **kw: Any) -> Any:
         started.set()
         gate.wait(10)
         return real_repair(*args, **kw)
 
-    monkeypatch.setattr(engine_mod, "repair", held_repair)
+    monkeypatch.setattr(pipelines_mod, "repair", held_repair)
     server, engine = serve(api_models, Settings(api_keys=[]), max_pending=2, queue_timeout_s=1.0, retry_after_s=2)
     body = {"code": "x = 1\n", "rounds": 1}
     with server, ThreadPoolExecutor(2) as pool:

@@ -21,9 +21,7 @@ How the worker treats what a handler raises:
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any, Protocol
 
 from workflows.queue.jobs import BatchItem
@@ -86,14 +84,22 @@ class EchoHandler:
 
 
 class ModelHandler:
-    """Runs items through the pipelines with the models of an ``Engines``-like object.
+    """Runs items through the pipelines with the models of an ``Engines``-like object, and answers
+    exactly what the item's endpoint answers when called directly (the response builders of
+    :mod:`workflows.engine.responses`): a batch line's result is the direct response.
 
     ``engines`` needs ``refiner`` (a :class:`refiner.text.TextRefiner`) and ``drafter``
     (a :class:`drafter.Drafter`, or None: then items that need one fail with an item error).
+    ``served_model_name``: the model id of an answer whose request names none, as the HTTP
+    app's setting of that name (default: :data:`~workflows.engine.responses.SERVED_MODEL_NAME`).
     """
 
-    def __init__(self, engines: Any) -> None:
-        self.engines = engines
+    def __init__(self, engines: Any, served_model_name: str | None = None) -> None:
+        from workflows.engine import Pipelines
+        from workflows.engine.responses import SERVED_MODEL_NAME
+
+        self.pipelines = Pipelines(engines.refiner, engines.drafter)
+        self.served_model_name = served_model_name or SERVED_MODEL_NAME
         self.routes: dict[str, Callable[[Any, Checkpoint], dict[str, Any]]] = {
             "/v1/revise": self._revise,
             "/v1/repair": self._repair,
@@ -117,66 +123,37 @@ class ModelHandler:
         checkpoint()
         return self.routes[item.url](body, checkpoint)
 
+    def _model_name(self, body: Any) -> str:
+        return str(getattr(body, "model", None) or self.served_model_name)
+
+    def _edit_answer(self, body: Any, out: Any) -> dict[str, Any]:
+        from workflows.engine.responses import edit_response
+
+        return edit_response(out, self._model_name(body)).model_dump(mode="json")
+
     def _revise(self, body: Any, checkpoint: Checkpoint) -> dict[str, Any]:
         if body.rules is not None:
-            from workflows.compliance import apply_rules
-
-            rules, params = body.compliance()
-            return asdict(apply_rules(body.text, rules, self.engines.refiner, params))
-        from workflows.revise import revise
-
-        res = revise(body.text, body.params(), self.engines.refiner, self._drafter_for(body),
-                     on_snapshot=lambda _text: checkpoint())
-        return asdict(res)
-
-    def _drafter_for(self, body: Any) -> Any:
-        # the drafter only matters when it scores the text (no spans, detect=drafter/both)
-        return self.engines.drafter if body.spans is None and body.detect != "refiner" else None
+            return self._edit_answer(body, self.pipelines.compliance(body.text, *body.compliance()))
+        return self._edit_answer(body, self.pipelines.revise(body.text, body.params(), lambda _text: checkpoint()))
 
     def _repair(self, body: Any, checkpoint: Checkpoint) -> dict[str, Any]:
-        from workflows.repair import repair
-
-        return asdict(repair(body.code, body.params(), self.engines.refiner))
+        return self._edit_answer(body, self.pipelines.repair(body.code, body.params()))
 
     def _compliance(self, body: Any, checkpoint: Checkpoint) -> dict[str, Any]:
-        from workflows.compliance import apply_rules
-
-        return asdict(apply_rules(body.text, body.rule_set(), self.engines.refiner, body.params()))
-
-    def _infill(self, body: Any, checkpoint: Checkpoint) -> Any:
-        from workflows.infill import infill
-
-        params = body.params()
-        drafter = self.engines.drafter if params.mode != "diffusion" else None
-        return infill(body.prompt, body.suffix, params, self.engines.refiner, drafter,
-                      on_snapshot=lambda _text: checkpoint())
-
-    def _model_name(self, body: Any) -> str:
-        return str(body.model or getattr(self.engines.refiner, "name", "remask"))
+        return self._edit_answer(body, self.pipelines.compliance(body.text, body.rule_set(), body.params()))
 
     def _completion(self, body: Any, checkpoint: Checkpoint) -> dict[str, Any]:
-        """OpenAI legacy completion object; the whole infill result rides in ``remask``."""
-        res = self._infill(body, checkpoint)
-        finish = "length" if len(res.tokens) >= body.max_tokens else "stop"
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex[:24]}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": self._model_name(body),
-            "choices": [{"text": res.text, "index": 0, "logprobs": None, "finish_reason": finish}],
-            "remask": asdict(res),
-        }
+        """OpenAI legacy completion object."""
+        from workflows.engine.responses import completion_response
+
+        params = body.params()
+        out = self.pipelines.infill(body.prompt, body.suffix, params, lambda _text: checkpoint())
+        return completion_response(out, self._model_name(body), params.max_tokens).model_dump(mode="json")
 
     def _fim(self, body: Any, checkpoint: Checkpoint) -> dict[str, Any]:
         """Mistral-style FIM answer (a chat-completion-shaped object)."""
-        res = self._infill(body, checkpoint)
-        finish = "length" if len(res.tokens) >= body.max_tokens else "stop"
-        return {
-            "id": f"fim-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self._model_name(body),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": res.text},
-                         "finish_reason": finish}],
-            "remask": asdict(res),
-        }
+        from workflows.engine.responses import fim_response
+
+        params = body.params()
+        out = self.pipelines.infill(body.prompt, body.suffix, params, lambda _text: checkpoint())
+        return fim_response(out, self._model_name(body), params.max_tokens).model_dump(mode="json")

@@ -1,6 +1,9 @@
-"""Response models of the HTTP API (documented field by field) and the functions that fill them.
+"""Response models of the remask endpoints (documented field by field) and the functions that fill them.
 
-Every response may carry a ``remask`` extension object with what only this service knows:
+The HTTP routes answer with these, and a batch job's result lines carry the same objects,
+so a request's answer has one shape whichever way it arrives.
+
+Every response carries a ``remask`` extension object with what only this service knows:
 per-token confidences, which tokens the refiner changed, forward passes (nfe), queue and run
 times, and the audit record. Clients that do not know it ignore it (the ``openai`` client
 keeps unknown fields, so ``completion.remask`` works there too).
@@ -12,29 +15,16 @@ import time
 import uuid
 from typing import Any, Literal
 
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from services.api.engine import Outcome
-from services.commands.edit import to_jsonable
 from workflows.compliance import ComplianceResult
+from workflows.engine.protocol import Outcome
 from workflows.infill import InfillResult
+from workflows.repair import RepairResult
 from workflows.revise import ReviseResult
 
 FinishReason = Literal["stop", "length"]
-
-
-class ErrorBody(BaseModel):
-    message: str = Field(description="what went wrong, in words")
-    type: str = Field(description="error class: invalid_request_error, authentication_error, ...")
-    param: str | None = Field(None, description="the request field at fault (dotted path), if any")
-    code: str | None = Field(None, description="a stable machine-readable code, if any")
-
-
-class ErrorResponse(BaseModel):
-    """The OpenAI error shape, used by every route."""
-
-    error: ErrorBody = Field(description="the error")
+SERVED_MODEL_NAME = "remask"  # the model id of an answer whose request names none, unless the operator sets one
 
 
 class TokenInfo(BaseModel):
@@ -68,7 +58,8 @@ class CompletionChoice(BaseModel):
     text: str = Field(description="the text to insert at the cursor")
     index: int = Field(0, description="choice index (always 0: n=1)")
     logprobs: None = Field(None, description="not provided; see remask.tokens for confidences")
-    finish_reason: FinishReason | None = Field(description="stop: ended on its own or at a stop string; length: max_tokens")
+    finish_reason: FinishReason | None = Field(description="stop: ended on its own or at a stop string; "
+                                                           "length: max_tokens")
 
 
 class CompletionResponse(BaseModel):
@@ -137,10 +128,7 @@ class EditResponse(BaseModel):
     remask: RemaskInfo = Field(description="remask extension: nfe, timings, audit record")
 
 
-class JSONLResponse(PlainTextResponse):
-    """JSON Lines (one JSON object per line), as job results and errors are served."""
-
-    media_type = "application/jsonl"
+EditResult = ReviseResult | ComplianceResult | RepairResult
 
 
 def new_id(prefix: str) -> str:
@@ -160,7 +148,7 @@ def usage(out: Outcome[Any]) -> Usage:
 def remask_info(out: Outcome[Any]) -> RemaskInfo:
     """The extension object of any outcome; infill results add their tokens."""
     r = out.result
-    audit = to_jsonable(r.audit) if getattr(r, "audit", None) is not None else None
+    audit = r.audit.to_dict() if r.audit is not None else None
     info = RemaskInfo(nfe=r.nfe, queue_ms=round(out.queue_ms, 2), run_ms=round(out.run_ms, 2), audit=audit)
     if isinstance(r, InfillResult):
         info.mode, info.start, info.end, info.draft = r.mode, r.start, r.end, r.draft
@@ -169,63 +157,31 @@ def remask_info(out: Outcome[Any]) -> RemaskInfo:
     return info
 
 
+def _header(out: Outcome[Any], id_prefix: str, model: str) -> dict[str, Any]:
+    """The fields every response opens with, and its extension object."""
+    return {"id": new_id(id_prefix), "created": int(time.time()), "model": model, "remask": remask_info(out)}
+
+
 def completion_response(out: Outcome[InfillResult], model: str, max_tokens: int, echo: str = "") -> CompletionResponse:
     choice = CompletionChoice(text=echo + out.result.text, finish_reason=finish_reason(out.result, max_tokens))
-    return CompletionResponse(id=new_id("cmpl"), created=int(time.time()), model=model, choices=[choice],
-                              usage=usage(out), remask=remask_info(out))
+    return CompletionResponse(choices=[choice], usage=usage(out), **_header(out, "cmpl", model))
 
 
 def fim_response(out: Outcome[InfillResult], model: str, max_tokens: int) -> FimResponse:
     choice = FimChoice(message=FimMessage(content=out.result.text), finish_reason=finish_reason(out.result, max_tokens))
-    return FimResponse(id=new_id("fim"), created=int(time.time()), model=model, choices=[choice],
-                       usage=usage(out), remask=remask_info(out))
+    return FimResponse(choices=[choice], usage=usage(out), **_header(out, "fim", model))
 
 
-def _edits(edits: list[Any]) -> list[EditOut]:
-    return [EditOut(**to_jsonable(e)) for e in edits]
-
-
-def edit_response(out: Outcome[Any], model: str) -> EditResponse:
+def edit_response(out: Outcome[EditResult], model: str) -> EditResponse:
     """The /v1/revise or /v1/repair answer for whichever pipeline produced ``out``."""
     r = out.result
-    common: dict[str, Any] = {"id": new_id("edit"), "created": int(time.time()), "model": model, "text": r.text,
-                              "edits": _edits(r.edits), "diff": r.diff, "matches": r.matches,
-                              "remask": remask_info(out)}
+    common: dict[str, Any] = {"text": r.text, "diff": r.diff, "matches": r.matches, **_header(out, "edit", model),
+                              "edits": [EditOut.model_validate(e, from_attributes=True) for e in r.edits]}
     if isinstance(r, ReviseResult):
         return EditResponse(object="revision", spans=[tuple(s) for s in r.spans], **common)
     if isinstance(r, ComplianceResult):
         return EditResponse(object="compliance", unresolved=r.unresolved, **common)
     return EditResponse(object="repair", parses=r.parses, rounds=r.rounds,
-                        issues_before=[IssueOut(**to_jsonable(i)) for i in r.issues_before],
-                        issues_after=[IssueOut(**to_jsonable(i)) for i in r.issues_after], **common)
-
-
-# --- streamed chunks ------------------------------------------------------------------------
-# The concatenated ``text`` (or ``delta.content``) of a stream always equals the non-streamed
-# answer: AR token deltas add up to it; diffusion snapshots travel in ``remask.snapshot`` with
-# empty text, and the whole span comes in the last chunk.
-
-
-def completion_chunk(cid: str, created: int, model: str, text: str, finish: FinishReason | None,
-                     remask: dict[str, Any] | None = None, usage_: Usage | None = None,
-                     choices: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": cid, "object": "text_completion", "created": created, "model": model,
-                            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]
-                            if choices else []}
-    if usage_ is not None:
-        body["usage"] = usage_.model_dump()
-    if remask is not None:
-        body["remask"] = remask
-    return body
-
-
-def fim_chunk(cid: str, created: int, model: str, content: str, finish: FinishReason | None,
-              remask: dict[str, Any] | None = None, usage_: Usage | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                            "choices": [{"index": 0, "delta": {"role": "assistant", "content": content},
-                                         "finish_reason": finish}]}
-    if usage_ is not None:
-        body["usage"] = usage_.model_dump()
-    if remask is not None:
-        body["remask"] = remask
-    return body
+                        issues_before=[IssueOut.model_validate(i, from_attributes=True) for i in r.issues_before],
+                        issues_after=[IssueOut.model_validate(i, from_attributes=True) for i in r.issues_after],
+                        **common)
