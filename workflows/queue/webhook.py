@@ -34,7 +34,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -85,23 +85,20 @@ def refusal(addr: IPAddress) -> str | None:
             return "a local NAT64 address"
         if addr.is_site_local:
             return "a site-local address"
-    if addr.is_loopback:
-        return "a loopback address"
-    if addr.is_link_local:
-        return "a link-local address"
-    if addr.is_unspecified:
-        return "the unspecified address"
-    if addr.is_multicast:
-        return "a multicast address"
-    if addr in _SHARED:
-        return "a shared (carrier-grade NAT) address"
-    if addr.is_reserved:  # before private: ipaddress counts 240.0.0.0/4 as both
-        return "a reserved address"
-    if addr.is_private:
-        return "a private address"
-    if not addr.is_global:
-        return "not a public address"
-    return None
+    return next((why for refused, why in _REFUSED_CLASSES if refused(addr)), None)
+
+
+# the classes of address of either version that a webhook may not reach, checked in this order
+_REFUSED_CLASSES: tuple[tuple[Callable[[IPAddress], bool], str], ...] = (
+    (lambda a: a.is_loopback, "a loopback address"),
+    (lambda a: a.is_link_local, "a link-local address"),
+    (lambda a: a.is_unspecified, "the unspecified address"),
+    (lambda a: a.is_multicast, "a multicast address"),
+    (lambda a: a in _SHARED, "a shared (carrier-grade NAT) address"),
+    (lambda a: a.is_reserved, "a reserved address"),  # before private: ipaddress counts 240.0.0.0/4 as both
+    (lambda a: a.is_private, "a private address"),
+    (lambda a: not a.is_global, "not a public address"),
+)
 
 
 def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

@@ -261,17 +261,10 @@ class Worker:
         delivery again, after the server cut it off: not a new attempt, nothing charged)."""
         q, cfg = self.queue, self.config
         job = q.load(job_id)
-        if job is None or job.status.final:
+        if job is None:
             self._settle(entry, job_id, "ack")
             return
-        if job.status is JobStatus.CANCELLING:
-            self._end(entry, job, JobStatus.CANCELLED, JobStatus.CANCELLING)
-            return
-        if job.status is JobStatus.FINALIZING:  # a delivery ran every item, then stopped
-            self._end(entry, job, JobStatus.COMPLETED, JobStatus.FINALIZING)
-            return
-        if job.expires_at is not None and time.time() > job.expires_at:
-            self._end(entry, job, JobStatus.EXPIRED, JobStatus.QUEUED, JobStatus.IN_PROGRESS)
+        if self._ended_unrun(entry, job):
             return
         attempt = job.attempts if resumed else int(self.r.hincrby(self.keys.job(job_id), "attempts", 1))
         if q.transition(job_id, JobStatus.IN_PROGRESS, JobStatus.QUEUED, JobStatus.IN_PROGRESS) is None:
@@ -291,10 +284,7 @@ class Worker:
         except WorkerStopping:
             self._release(entry, job_id, counted=not resumed)
         except _ItemFailed as exc:
-            if lease.cancelled:  # its owner no longer wants it: no point retrying
-                self._end(entry, job, JobStatus.CANCELLED, JobStatus.CANCELLING)
-            else:
-                self._settle(entry, job_id, "retry", due=time.time() + cfg.backoff(exc.runs), detail=exc.error)
+            self._retry_failed(entry, job, lease, exc)
         except Exception as exc:
             if server_unavailable(exc):
                 raise  # kept in self._held: run() waits for the server and resumes it
@@ -304,15 +294,41 @@ class Worker:
             self._settle(entry, job_id, "retry", due=time.time() + cfg.backoff(attempt),
                          detail=f"{type(exc).__name__}: {exc}")
         else:
-            if q.transition(job_id, JobStatus.FINALIZING, JobStatus.IN_PROGRESS):
-                self._end(entry, job, JobStatus.COMPLETED, JobStatus.FINALIZING)
-            elif q.transition(job_id, JobStatus.CANCELLED, JobStatus.CANCELLING):
-                self._end(entry, job, None)  # cancelled after its last item: kept as cancelled
-            else:
-                self._settle(entry, job_id, "ack")  # another delivery of it ended it
+            self._finish(entry, job)
         finally:
             lease.done.set()
         self.jobs_run += 1
+
+    def _ended_unrun(self, entry: str, job: Job) -> bool:
+        """End a delivery that has nothing to run (the job is final, being cancelled, finalizing
+        or expired); False when the job is to run."""
+        if job.status.final:
+            self._settle(entry, job.id, "ack")
+        elif job.status is JobStatus.CANCELLING:
+            self._end(entry, job, JobStatus.CANCELLED, JobStatus.CANCELLING)
+        elif job.status is JobStatus.FINALIZING:  # a delivery ran every item, then stopped
+            self._end(entry, job, JobStatus.COMPLETED, JobStatus.FINALIZING)
+        elif job.expires_at is not None and time.time() > job.expires_at:
+            self._end(entry, job, JobStatus.EXPIRED, JobStatus.QUEUED, JobStatus.IN_PROGRESS)
+        else:
+            return False
+        return True
+
+    def _retry_failed(self, entry: str, job: Job, lease: _Lease, exc: _ItemFailed) -> None:
+        """An item's run failed: the job comes back after a backoff, unless it was cancelled meanwhile."""
+        if lease.cancelled:  # its owner no longer wants it: no point retrying
+            self._end(entry, job, JobStatus.CANCELLED, JobStatus.CANCELLING)
+        else:
+            self._settle(entry, job.id, "retry", due=time.time() + self.config.backoff(exc.runs), detail=exc.error)
+
+    def _finish(self, entry: str, job: Job) -> None:
+        """Every item has an outcome: the job completes, or stays cancelled if that came first."""
+        if self.queue.transition(job.id, JobStatus.FINALIZING, JobStatus.IN_PROGRESS):
+            self._end(entry, job, JobStatus.COMPLETED, JobStatus.FINALIZING)
+        elif self.queue.transition(job.id, JobStatus.CANCELLED, JobStatus.CANCELLING):
+            self._end(entry, job, None)  # cancelled after its last item: kept as cancelled
+        else:
+            self._settle(entry, job.id, "ack")  # another delivery of it ended it
 
     def _run_items(self, job: Job, lease: _Lease, run: str) -> None:
         """Run the items without an outcome, in order; ``run`` is ``"<entry> <token>"``."""
