@@ -7,10 +7,11 @@ expose from these models with :func:`option`, and the CLI generates its flags fr
 models' fields, so an option means the same thing whichever way it arrives, and an option a
 request leaves out takes the default written here.
 
-The options the denoising pipelines share (step budget, commit threshold, temperature, seed,
-context window, cache) are declared once as annotated types below. Their defaults differ by
-kind of endpoint only where there is a reason, and then they sit in :data:`DEFAULTS`, one row
-per kind, with the reason.
+The options every denoising pipeline takes (step budget, commit threshold, seed) are the fields
+of :class:`Denoising`, which each pipeline's model extends; they and the options several
+pipelines share (temperature, context window, cache) are declared once, as annotated types
+below. Defaults differ by kind of endpoint only where there is a reason, and then they sit in
+:data:`DEFAULTS`, one row per kind, with the reason.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from workflows.limits import CEILING_STEPS, CEILING_TOKENS, limited
 from workflows.syntax import TREE_SITTER_GRAMMARS
@@ -74,24 +76,35 @@ Cache = Annotated[bool, Field(description="approximate context cache: later deno
                                           "(3.4x faster in `remask bench sampler`)")]
 
 
-def option(model: type[BaseModel], name: str) -> Any:
+def option(model: type[BaseModel], name: str, **changes: Any) -> Any:
     """The field ``name`` of ``model`` (type bounds, default, description) for a model that exposes it.
 
     A request model writes ``steps: int = option(InfillParams, "steps")``: the request then
     validates, documents and defaults the option exactly as the pipeline's model does.
+    ``changes`` replace what a wire format does its own way (a null default, and its description).
     """
-    return copy.deepcopy(model.model_fields[name])
+    return FieldInfo.merge_field_infos(copy.deepcopy(model.model_fields[name]), **changes)
 
 
-class InfillParams(BaseModel):
-    """Per-request infill options, documented field by field."""
+class Denoising(BaseModel):
+    """The refiner's options every pipeline takes; each pipeline's model sets its kind's defaults.
+
+    A subclass gives ``steps`` and ``seed`` the defaults of its row of :data:`DEFAULTS`.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    steps: Steps
+    threshold: Threshold = COMMIT_THRESHOLD
+    seed: Seed
+
+
+class InfillParams(Denoising):
+    """Per-request infill options, documented field by field."""
+
     mode: ModeOption = "hybrid"
     max_tokens: int = Field(INFILL_MAX_TOKENS, ge=1, le=CEILING_TOKENS, json_schema_extra=limited("max_tokens"),
                             description="most tokens to insert")
     steps: Steps = DEFAULTS["infill"].steps
-    threshold: Threshold = COMMIT_THRESHOLD
     remask_below: float = Field(0.5, gt=0.0, le=1.0,
                                 description="hybrid: re-mask draft tokens whose probability is below this")
     remask_cap: float = Field(0.5, gt=0.0, le=1.0, description="hybrid: most share of the draft that may be re-masked")
@@ -108,10 +121,9 @@ class InfillParams(BaseModel):
                                        "max_tokens (at most half the context) for the middle")
 
 
-class ReviseParams(BaseModel):
+class ReviseParams(Denoising):
     """Per-request revision options, documented field by field."""
 
-    model_config = ConfigDict(extra="forbid")
     spans: list[tuple[int, int]] | None = Field(None, json_schema_extra=limited("max_spans"), description=(
         "character spans [start, end) to redo, in Python code points; null: the models find doubtful spans"))
     detect: Detect = Field("refiner", description="which model's confidence finds doubtful tokens when no spans "
@@ -122,7 +134,6 @@ class ReviseParams(BaseModel):
     dilation: int = Field(1, ge=0, le=16, description="tokens added on each side of a doubtful token")
     merge_gap: int = Field(2, ge=0, le=64, description="doubtful spans this close are merged")
     steps: Steps = DEFAULTS["revise"].steps
-    threshold: Threshold = COMMIT_THRESHOLD
     temperature: Temperature = 0.0
     seed: Seed = DEFAULTS["revise"].seed
     window: Window = 64
@@ -147,14 +158,12 @@ class ReviseParams(BaseModel):
                                                    "do more harm than good")
 
 
-class ComplianceParams(BaseModel):
+class ComplianceParams(Denoising):
     """Per-request options of rule application, documented field by field."""
 
-    model_config = ConfigDict(extra="forbid")
     neighbours: int = Field(1, ge=0, le=4, description="tokens re-masked on each side of a pinned preferred term")
     attempts: int = Field(3, ge=1, le=10, description="rewrites tried per banned phrase before it is deleted")
     steps: Steps = DEFAULTS["compliance"].steps
-    threshold: Threshold = COMMIT_THRESHOLD
     window: Window = 64
     seed: Seed = DEFAULTS["compliance"].seed
     max_chars: int = Field(1_000_000, ge=1, description="longer documents are refused")
@@ -163,10 +172,9 @@ class ComplianceParams(BaseModel):
         "terms); a banned phrase beyond it is deleted and its rule reported in `unresolved`"))
 
 
-class RepairParams(BaseModel):
+class RepairParams(Denoising):
     """Per-request repair options, documented field by field."""
 
-    model_config = ConfigDict(extra="forbid")
     language: str = Field("python", description="python (checked with ast) or a tree-sitter language: "
                                                 + ", ".join(TREE_SITTER_GRAMMARS))
     rounds: int = Field(3, ge=1, le=10, description="most repair rounds; each fixes the first remaining error")
@@ -178,7 +186,6 @@ class RepairParams(BaseModel):
     top_k: int = Field(8, ge=0, le=64, description="single-token sites also try the refiner's k most likely tokens")
     temperature: float = Field(0.8, gt=0.0, le=2.0, description="temperature of the sampled candidates")
     steps: Steps = DEFAULTS["repair"].steps
-    threshold: Threshold = COMMIT_THRESHOLD
     window: Window = 64
     seed: Seed = DEFAULTS["repair"].seed
     max_chars: int = Field(200_000, ge=1, description="longer code is refused")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from workflows.limits import CEILING_TOKENS, Limits, RequestRefused, check_limits, limited
+from workflows.limits import Limits, RequestRefused, check_limits, limited
 from workflows.options import (
     INFILL_MAX_TOKENS,
     ComplianceParams,
@@ -223,9 +223,8 @@ class FimRequest(_Infill):
     model: str | None = Field(None, description="model id; any value is accepted and echoed back")
     prompt: str = Field(description="code before the cursor", json_schema_extra=limited("max_text_chars"))
     suffix: Suffix = None
-    max_tokens: int | None = Field(None, ge=1, le=CEILING_TOKENS, validate_default=True,
-                                   json_schema_extra=limited("max_tokens"),
-                                   description=f"most tokens to insert; null: {INFILL_MAX_TOKENS}")
+    max_tokens: int | None = option(InfillParams, "max_tokens", default=None, validate_default=True,
+                                    description=f"most tokens to insert; null: {INFILL_MAX_TOKENS}")
     temperature: float = option(InfillParams, "temperature")
     top_p: float = option(InfillParams, "top_p")
     stop: Stop = None

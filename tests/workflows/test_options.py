@@ -15,6 +15,7 @@ from workflows.options import (
     DEFAULTS,
     INFILL_MAX_TOKENS,
     ComplianceParams,
+    Denoising,
     InfillParams,
     Kind,
     Mode,
@@ -76,6 +77,7 @@ def test_a_request_that_leaves_options_out_gets_its_kinds_defaults(request_model
 def test_the_kinds_defaults_and_the_one_step_ceiling() -> None:
     assert {k: d.steps for k, d in DEFAULTS.items()} == {"infill": 4, "revise": 16, "compliance": 16, "repair": 8}
     for options in KINDS:
+        assert issubclass(options, Denoising)  # steps, threshold and seed: declared once
         assert options.model_json_schema()["properties"]["steps"]["maximum"] == CEILING_STEPS
     assert FimRequest(prompt="a").params().max_tokens == CompletionRequest(prompt="a").max_tokens == INFILL_MAX_TOKENS
 
