@@ -127,14 +127,14 @@ class RequestModel(BaseModel):
         check_limits(self, limits)
 
     def options(self, model: type[Options], **given: Any) -> Options:
-        """``model`` with this request's value of every field the two share, then ``given`` ones.
+        """``model`` with every option this request set, then ``given`` ones.
 
         ``given`` holds what a request names or shapes differently (a FIM request's
-        ``random_seed``). An option the request does not expose keeps the model's default, the
-        same one the CLI and every other way in use.
+        ``random_seed``). An option the request left out keeps the model's default, the one
+        the CLI and every other way in use (a revise request's rules get the compliance kind's).
         """
-        fields = type(self).model_fields
-        return model(**{**{name: getattr(self, name) for name in model.model_fields if name in fields}, **given})
+        return model(**{**{name: getattr(self, name) for name in self.model_fields_set if name in model.model_fields},
+                        **given})
 
 
 class StreamOptions(RequestModel):
