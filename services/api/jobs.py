@@ -24,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from services.api.errors import APIError, ErrorResponse
 from services.api.routes import ERRORS, bearer
 from services.api.schemas import RequestModel
-from services.api.settings import ANONYMOUS_TENANT, Limits
+from services.api.settings import ANONYMOUS_TENANT
+from workflows.limits import Limits
 from workflows.queue import Job, JobNotFound, JobQueue, SubmissionError
 from workflows.queue.keys import is_job_id
 from workflows.queue.webhook import WebhookRefused

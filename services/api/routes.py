@@ -20,7 +20,7 @@ from services.api.errors import APIError, ErrorResponse
 from services.api.metrics import Metrics
 from services.api.schemas import CompletionRequest, FimRequest, RepairRequest, ReviseRequest
 from services.api.settings import ANONYMOUS_TENANT, Settings
-from services.api.streaming import edit_sse, event_stream, infill_sse, prime, single
+from services.api.streaming import Shape, UsageMode, edit_sse, event_stream, infill_sse, prime, single
 from workflows.engine import EngineClient, Outcome
 from workflows.engine.responses import (
     CompletionResponse,
@@ -68,6 +68,11 @@ class Ctx:
     def done(self, out: Outcome[Any]) -> None:
         self.metrics.count_work(self.route, out.prompt_tokens, out.completion_tokens, int(out.result.nfe))
 
+    def answered(self, out: Outcome[Any]) -> None:
+        """A whole answer is ready: its first token and its work counted at once."""
+        self.first_token()
+        self.done(out)
+
 
 def context(request: Request) -> Ctx:
     st, rs = request.app.state, request.state
@@ -82,26 +87,39 @@ def _model(settings: Settings, asked: str | None) -> str:
     return asked or settings.served_model_name
 
 
+async def _infill(req: CompletionRequest | FimRequest, ctx: Ctx, prompt: str, shape: Shape, echo: str = "",
+                  usage_mode: UsageMode = "none") -> Any:
+    """An infill request in either API's shape: the answer object, or its stream of chunks."""
+    req.check(ctx.settings.limits)
+    suffix, params, model = req.suffix or "", req.params(), _model(ctx.settings, req.model)
+    if req.stream:
+        first, rest = await prime(ctx.engine.stream_infill(prompt, suffix, params))
+        ctx.first_token()
+        return event_stream(infill_sse(first, rest, shape=shape, model=model, max_tokens=params.max_tokens,
+                                       echo=echo, usage_mode=usage_mode, on_done=ctx.done))
+    out = await ctx.engine.infill(prompt, suffix, params)
+    ctx.answered(out)
+    if shape == "fim":
+        return fim_response(out, model, params.max_tokens)
+    return completion_response(out, model, params.max_tokens, echo)
+
+
+async def _edit_answer(out: Outcome[Any], model: str, stream: bool) -> Any:
+    """The answer of a pipeline that reports no steps: the result, or a stream of just the result."""
+    if stream:
+        return event_stream(edit_sse(*(await prime(single(out))), model=model))
+    return edit_response(out, model)
+
+
 @router.post("/completions", response_model=CompletionResponse, responses=STREAMS,
              summary="Fill in the middle (OpenAI completions)",
              description="OpenAI legacy completions with `prompt` and `suffix`: the text to insert between them. "
                          "`stream: true` answers with server-sent events ending in `data: [DONE]`: token deltas in "
                          "ar mode, whole-span snapshots (in `remask.snapshot`) in diffusion and hybrid mode.")
 async def completions(req: CompletionRequest, ctx: CtxDep) -> Any:
-    req.check(ctx.settings.limits)
-    prompt, suffix, params = req.prompt_text, req.suffix or "", req.params()
-    model, echo = _model(ctx.settings, req.model), prompt if req.echo else ""
-    if req.stream:
-        first, rest = await prime(ctx.engine.stream_infill(prompt, suffix, params))
-        ctx.first_token()
-        include_usage = req.stream_options is not None and req.stream_options.include_usage
-        return event_stream(infill_sse(first, rest, shape="completion", model=model, max_tokens=req.max_tokens,
-                                       echo=echo, usage_mode="separate" if include_usage else "none",
-                                       on_done=ctx.done))
-    out = await ctx.engine.infill(prompt, suffix, params)
-    ctx.first_token()
-    ctx.done(out)
-    return completion_response(out, model, req.max_tokens, echo)
+    include_usage = req.stream_options is not None and req.stream_options.include_usage
+    return await _infill(req, ctx, req.prompt_text, "completion", req.prompt_text if req.echo else "",
+                         "separate" if include_usage else "none")
 
 
 @router.post("/fim/completions", response_model=FimResponse, responses=STREAMS,
@@ -110,19 +128,7 @@ async def completions(req: CompletionRequest, ctx: CtxDep) -> Any:
                          "chat.completion whose message content is the insertion. Streams as chat.completion.chunk "
                          "events ending in `data: [DONE]`, usage in the last chunk.")
 async def fim_completions(req: FimRequest, ctx: CtxDep) -> Any:
-    req.check(ctx.settings.limits)
-    suffix, params = req.suffix or "", req.params()
-    max_tokens = params.max_tokens
-    model = _model(ctx.settings, req.model)
-    if req.stream:
-        first, rest = await prime(ctx.engine.stream_infill(req.prompt, suffix, params))
-        ctx.first_token()
-        return event_stream(infill_sse(first, rest, shape="fim", model=model, max_tokens=max_tokens,
-                                       usage_mode="inline", on_done=ctx.done))
-    out = await ctx.engine.infill(req.prompt, suffix, params)
-    ctx.first_token()
-    ctx.done(out)
-    return fim_response(out, model, max_tokens)
+    return await _infill(req, ctx, req.prompt, "fim", usage_mode="inline")
 
 
 @router.post("/revise", response_model=EditResponse, responses=STREAMS, summary="Revise a document or code block",
@@ -142,18 +148,14 @@ async def revise_route(req: ReviseRequest, ctx: CtxDep) -> Any:
     if req.rules is not None:  # a rule set is applied as a whole; the pipeline reports no steps
         rules, cparams = req.compliance(limits)
         out: Outcome[Any] = await ctx.engine.compliance(req.text, rules, cparams)
+    elif req.stream:
+        first, rest = await prime(ctx.engine.stream_revise(req.text, req.params(limits)))
+        ctx.first_token()
+        return event_stream(edit_sse(first, rest, model=model, on_done=ctx.done))
     else:
-        params = req.params(limits)
-        if req.stream:
-            first, rest = await prime(ctx.engine.stream_revise(req.text, params))
-            ctx.first_token()
-            return event_stream(edit_sse(first, rest, model=model, on_done=ctx.done))
-        out = await ctx.engine.revise(req.text, params)
-    ctx.first_token()
-    ctx.done(out)
-    if req.stream:
-        return event_stream(edit_sse(*(await prime(single(out))), model=model))
-    return edit_response(out, model)
+        out = await ctx.engine.revise(req.text, req.params(limits))
+    ctx.answered(out)
+    return await _edit_answer(out, model, req.stream)
 
 
 @router.post("/repair", response_model=EditResponse, responses=STREAMS, summary="Repair code that does not parse",
@@ -163,12 +165,8 @@ async def revise_route(req: ReviseRequest, ctx: CtxDep) -> Any:
 async def repair_route(req: RepairRequest, ctx: CtxDep) -> Any:
     req.check(ctx.settings.limits)
     out = await ctx.engine.repair(req.code, req.params(ctx.settings.limits))
-    ctx.first_token()
-    ctx.done(out)
-    model = _model(ctx.settings, req.model)
-    if req.stream:
-        return event_stream(edit_sse(*(await prime(single(out))), model=model))
-    return edit_response(out, model)
+    ctx.answered(out)
+    return await _edit_answer(out, _model(ctx.settings, req.model), req.stream)
 
 
 @router.get("/models", summary="Models served (OpenAI list shape)")
