@@ -119,11 +119,6 @@ class _ModelDeployment:
 
     replica: DrafterReplica | RefinerReplica
 
-    @staticmethod
-    def _prepare(log_level: str, threads: int) -> None:
-        set_log_level(log_level)
-        _threads(threads)
-
     async def stream_infill(self, prefix: str, suffix: str, params: Any) -> Any:
         async for ev in self.replica.stream_infill(prefix, suffix, params):
             yield ev
@@ -146,7 +141,8 @@ class Drafter(_ModelDeployment):
                  queue_timeout_s: float, log_level: str = "info") -> None:
         from workflows.engines import load_drafter
 
-        self._prepare(log_level, threads)
+        set_log_level(log_level)
+        _threads(threads)
         self.replica = DrafterReplica(load_drafter(path, device, backend, threads), max_pending, queue_timeout_s)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
@@ -170,7 +166,8 @@ class Refiner(_ModelDeployment):
                  queue_timeout_s: float, log_level: str = "info") -> None:
         from workflows.engines import load_refiner
 
-        self._prepare(log_level, threads)
+        set_log_level(log_level)
+        _threads(threads)
         self.replica = RefinerReplica(load_refiner(path, device, backend=backend), max_pending, queue_timeout_s)
 
     def reconfigure(self, config: dict[str, Any]) -> None:

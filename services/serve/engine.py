@@ -91,10 +91,15 @@ class ServeEngine:
             self._models[name] = await self._call(handle.info.remote())
         return self._models[name]
 
-    async def _audit(self, params: InfillParams, drafter: Any) -> AuditRecord:
-        """The audit record of a drafted infill (the replicas name their models once)."""
+    async def _drafted(self, prefix: str, suffix: str, params: InfillParams) -> tuple[AuditRecord, Outcome[Any]]:
+        """The drafter deployment's batched draft of one hole, and the infill's audit record with
+        the draft timed in it (the replicas name their models once)."""
+        drafter = self._need_drafter(params.mode)
         models = [await self._info("refiner", self.refiner), await self._info("drafter", drafter)]
-        return AuditRecord("infill", models, params.model_dump(), params.seed)
+        audit = AuditRecord("infill", models, params.model_dump(), params.seed)
+        with audit.timed("draft"):
+            drafted = await self._call(drafter.draft.remote((prefix, suffix, params)))
+        return audit, drafted
 
     def _need_drafter(self, mode: str) -> Any:
         if self.drafter is None:
@@ -107,11 +112,8 @@ class ServeEngine:
         check_context(prefix, suffix)
         if params.mode == "diffusion":
             return await self._call(self.refiner.infill.remote(prefix, suffix, params))
-        drafter = self._need_drafter(params.mode)
-        audit = await self._audit(params, drafter)
         t0 = time.perf_counter()
-        with audit.timed("draft"):
-            drafted = await self._call(drafter.draft.remote((prefix, suffix, params)))
+        audit, drafted = await self._drafted(prefix, suffix, params)
         if params.mode == "ar":
             out = Outcome(ar_result(len(prefix), drafted.result), drafted.prompt_tokens, drafted.completion_tokens)
         else:
@@ -123,18 +125,12 @@ class ServeEngine:
 
     async def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
         check_context(prefix, suffix)
-        if params.mode == "diffusion":
-            async for ev in self._stream(self.refiner.options(stream=True).stream_infill, prefix, suffix, params):
+        if params.mode != "hybrid":  # one deployment streams it whole
+            handle = self.refiner if params.mode == "diffusion" else self._need_drafter(params.mode)
+            async for ev in self._stream(handle.options(stream=True).stream_infill, prefix, suffix, params):
                 yield ev
             return
-        drafter = self._need_drafter(params.mode)
-        if params.mode == "ar":
-            async for ev in self._stream(drafter.options(stream=True).stream_infill, prefix, suffix, params):
-                yield ev
-            return
-        audit = await self._audit(params, drafter)
-        with audit.timed("draft"):
-            drafted = await self._call(drafter.draft.remote((prefix, suffix, params)))
+        audit, drafted = await self._drafted(prefix, suffix, params)
         with audit.timed("refine"):
             async for ev in self._stream(self.refiner.options(stream=True).stream_refine,
                                          prefix, suffix, drafted.result, params):
