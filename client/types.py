@@ -218,7 +218,7 @@ class Job:
     def of(cls, d: dict[str, Any]) -> Job:
         c = d.get("request_counts") or {}
         return cls(id=d["id"], status=d["status"],
-                   request_counts=JobCounts(int(c.get("total", 0)), int(c.get("completed", 0)), int(c.get("failed", 0))),
+                   request_counts=JobCounts(*(int(c.get(k, 0)) for k in ("total", "completed", "failed"))),
                    progress=float(d.get("progress", 0.0)), created_at=int(d.get("created_at") or 0),
                    completed_at=d.get("completed_at"), failed_at=d.get("failed_at"), cancelled_at=d.get("cancelled_at"),
                    expires_at=d.get("expires_at"), current_item=d.get("current_item"), error=d.get("error"),

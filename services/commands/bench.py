@@ -34,7 +34,8 @@ def register(sub: Any) -> None:
         mod.add_arguments(bp)
         bp.set_defaults(func=_runner(mod))
     report = importlib.import_module("bench.report")  # not a benchmark: renders their stored figures
-    rp = which.add_parser("report", help="re-run benchmarks (--run) and rebuild bench/REPORT.md from their stored figures")
+    rp = which.add_parser("report", help="re-run benchmarks (--run) and rebuild bench/REPORT.md from their stored "
+                          "figures")
     report.add_arguments(rp)
     rp.set_defaults(func=lambda args: report.main(args, BENCHMARKS))
 

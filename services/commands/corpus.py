@@ -51,7 +51,8 @@ def register(sub: Any) -> None:
     lx.add_argument("--out", type=Path, default=Path("models/refiner"),
                     help="refiner folder to write lexicon.tsv.gz into (default %(default)s)")
     lx.add_argument("--min-count", type=int, default=2, help="keep words seen this often (default %(default)s)")
-    lx.add_argument("--min-pair-count", type=int, default=3, help="keep word pairs seen this often (default %(default)s)")
+    lx.add_argument("--min-pair-count", type=int, default=3,
+                    help="keep word pairs seen this often (default %(default)s)")
     lx.set_defaults(func=run_lexicon)
 
 

@@ -79,7 +79,8 @@ def _serve(args: argparse.Namespace) -> int:
 
             r, valkey = connect(args.redis_url, args.data_dir)
             if valkey is not None:
-                stop.on_force(functools.partial(valkey.stop, timeout=2.0))  # its own session: nothing else would stop it
+                # its own session: nothing else would stop it
+                stop.on_force(functools.partial(valkey.stop, timeout=2.0))
             jobs = JobQueue(r, Keys(args.prefix))
         drain_s = max(1, int(args.stop_timeout - TEARDOWN_RESERVE_S))
         config = uvicorn.Config(build_app(engine, settings, jobs), host=settings.host, port=settings.port,

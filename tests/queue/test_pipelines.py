@@ -48,7 +48,8 @@ def test_every_endpoint_runs_through_its_pipeline(queue: JobQueue, r: redis.Redi
     assert (done.request_counts.completed, done.request_counts.failed) == (6, 1)
     out = {x["custom_id"]: x["response"]["body"] for x in map(json.loads, queue.results(job.id, "acme"))}
     assert list(out) == ["revise", "revise-rules", "repair", "complete", "fim", "comply"]
-    assert out["revise"]["text"].startswith("The") and out["revise"]["text"].endswith(" write to ops@example.org for help.")
+    revised = out["revise"]["text"]
+    assert revised.startswith("The") and revised.endswith(" write to ops@example.org for help.")
     assert out["revise"]["object"] == "revision" and out["revise"]["remask"]["audit"]["pipeline"] == "revise"
     for cid in ("revise-rules", "comply"):
         assert "ops@example.org" not in out[cid]["text"] and "customer" in out[cid]["text"]

@@ -80,7 +80,8 @@ def test_serve_on_ray_answers_fim_revise_and_batch_jobs_then_stops(tmp_path: Pat
         rc, took = svc.wait_exit()
         assert rc == 0 and took < STOP_LIMIT_S, (rc, took, svc.log_tail())
         assert svc.left_running() == []
-        assert leftover_files(tmp_path / "valkey", ray_tmp) == []  # the embedded server was stopped, Ray's session removed
+        # the embedded server was stopped, Ray's session removed
+        assert leftover_files(tmp_path / "valkey", ray_tmp) == []
     finally:
         if svc.proc.poll() is None:
             svc.kill()

@@ -123,7 +123,8 @@ def test_an_exit_at_once_kills_every_process_the_command_started() -> None:
         import subprocess, sys
         from services.commands.serve import kill_descendants
         sleeper = "import time; time.sleep(60)"
-        spawn = f"import subprocess, sys, time; g = subprocess.Popen([sys.executable, '-c', {sleeper!r}]); print(g.pid, flush=True); time.sleep(60)"
+        spawn = (f"import subprocess, sys, time; g = subprocess.Popen([sys.executable, '-c', {sleeper!r}]); "
+                 "print(g.pid, flush=True); time.sleep(60)")
         child = subprocess.Popen([sys.executable, "-c", spawn], stdout=subprocess.PIPE, text=True)
         print(child.pid, child.stdout.readline().strip(), flush=True)
         kill_descendants()

@@ -117,5 +117,6 @@ def test_openapi_documents_the_job_routes(jobs_url: str, http: httpx.Client) -> 
             "/v1/jobs/{job_id}/errors"} <= set(doc["paths"])
     body = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
     assert {"application/json", "application/jsonl"} <= set(body)
-    for props in (body["application/json"]["schema"]["properties"], doc["components"]["schemas"]["JobOut"]["properties"]):
+    schemas = doc["components"]["schemas"]
+    for props in (body["application/json"]["schema"]["properties"], schemas["JobOut"]["properties"]):
         assert all(spec.get("description") for spec in props.values())

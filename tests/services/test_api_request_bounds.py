@@ -123,4 +123,5 @@ def test_a_tiny_temperature_answers_the_greedy_text(api_url: str, http: httpx.Cl
     assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == greedy.json()["choices"][0]["text"]
     fim_body = {**FIM, "mode": mode, "random_seed": 3, "max_tokens": 6, "temperature": temperature}
     fim = post(http, f"{api_url}/v1/fim/completions", fim_body)
-    assert fim.status_code == 200 and fim.json()["choices"][0]["message"]["content"] == tiny.json()["choices"][0]["text"]
+    assert fim.status_code == 200
+    assert fim.json()["choices"][0]["message"]["content"] == tiny.json()["choices"][0]["text"]

@@ -56,7 +56,8 @@ def test_root_serves_the_page_and_its_assets_with_their_types(api_url: str, http
     page = http.get(f"{api_url}/")
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     assert "<textarea" in page.text and "script-src 'self'" in page.headers["content-security-policy"]
-    types = {"static/playground.js": {"text/javascript", "application/javascript"}, "static/playground.css": {"text/css"}}
+    types = {"static/playground.js": {"text/javascript", "application/javascript"},
+             "static/playground.css": {"text/css"}}
     for asset, allowed in types.items():
         assert f'"{asset}"' in page.text  # linked relative, so the page works under a path prefix
         r = http.get(f"{api_url}/{asset}")
