@@ -77,7 +77,7 @@ Cache = Annotated[bool, Field(description="approximate context cache: later deno
 
 
 def option(model: type[BaseModel], name: str, **changes: Any) -> Any:
-    """The field ``name`` of ``model`` (type bounds, default, description) for a model that exposes it.
+    """The field ``name`` of ``model`` (type, bounds, default, description) for a model that exposes it.
 
     A request model writes ``steps: int = option(InfillParams, "steps")``: the request then
     validates, documents and defaults the option exactly as the pipeline's model does.
