@@ -22,19 +22,12 @@ from workflows.options import (
     RepairParams,
     ReviseParams,
 )
-from workflows.requests import (
-    CompletionRequest,
-    ComplianceRequest,
-    FimRequest,
-    RepairRequest,
-    RequestModel,
-    ReviseRequest,
-)
+from workflows.requests import CompletionRequest, ComplianceRequest, FimRequest, RepairRequest, ReviseRequest
 
 RULES = {"name": "house", "rules": [{"id": "say-customer", "type": "banned_phrase", "phrases": ["client"],
                                      "preferred": "customer"}]}
 # each request model, a minimal valid body, and the options model of its pipeline
-REQUESTS: list[tuple[type[RequestModel], dict[str, Any], type[BaseModel]]] = [
+REQUESTS: list[tuple[type[BaseModel], dict[str, Any], type[BaseModel]]] = [
     (CompletionRequest, {"prompt": "a"}, InfillParams),
     (FimRequest, {"prompt": "a"}, InfillParams),
     (ReviseRequest, {"text": "a"}, ReviseParams),
@@ -52,7 +45,7 @@ def cli(*argv: str) -> argparse.Namespace:
 
 
 @pytest.mark.parametrize(("request_model", "body", "options"), REQUESTS)
-def test_a_request_field_is_its_pipelines_option(request_model: type[RequestModel], body: dict[str, Any],
+def test_a_request_field_is_its_pipelines_option(request_model: type[BaseModel], body: dict[str, Any],
                                                  options: type[BaseModel]) -> None:
     # the wire formats' own shapes: stop may be one string; a Mistral FIM request's max_tokens may be null
     shaped = {"stop", "max_tokens"} if request_model is FimRequest else {"stop"}
@@ -65,7 +58,7 @@ def test_a_request_field_is_its_pipelines_option(request_model: type[RequestMode
 
 
 @pytest.mark.parametrize(("request_model", "body", "options"), REQUESTS)
-def test_a_request_that_leaves_options_out_gets_its_kinds_defaults(request_model: type[RequestModel],
+def test_a_request_that_leaves_options_out_gets_its_kinds_defaults(request_model: type[BaseModel],
                                                                    body: dict[str, Any],
                                                                    options: type[BaseModel]) -> None:
     params = request_model.model_validate(body).params()  # type: ignore[attr-defined]
