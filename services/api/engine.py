@@ -69,8 +69,6 @@ class LocalEngine:
     def __init__(self, refiner: Any | None, drafter: Any | None = None, *, max_pending: int = 16,
                  queue_timeout_s: float = 30.0, retry_after_s: float = 1.0) -> None:
         self.pipelines = Pipelines(refiner, drafter)  # refuses an engine with no model
-        self.refiner = refiner
-        self.drafter = drafter
         self.max_pending = max_pending
         self.queue_timeout_s = queue_timeout_s
         self.retry_after_s = retry_after_s
@@ -144,17 +142,13 @@ class LocalEngine:
         out, _, _ = await self._run(needs, fn, threading.Event())
         return out
 
-    def stream(self, needs: tuple[str, ...], fn: Callable[[Emit], Outcome[Any]]) -> AsyncIterator[EngineEvent]:
-        """Run ``fn(emit)`` holding the locks of ``needs``; yield what it emits, then :class:`Finished`."""
-        return self._stream(needs, fn)
-
     async def _call(self, needs: tuple[str, ...], fn: Callable[[], Outcome[R]]) -> Outcome[R]:
         out, queue_ms, run_ms = await self._run(needs, fn, threading.Event())
         out.queue_ms, out.run_ms = queue_ms, run_ms
         return out
 
-    async def _stream(self, needs: tuple[str, ...], fn: Callable[[Emit], Outcome[Any]]) -> AsyncIterator[EngineEvent]:
-        """Run ``fn(emit)`` and yield what it emits, then :class:`Finished`."""
+    async def stream(self, needs: tuple[str, ...], fn: Callable[[Emit], Outcome[Any]]) -> AsyncIterator[EngineEvent]:
+        """Run ``fn(emit)`` holding the locks of ``needs``; yield what it emits, then :class:`Finished`."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[EngineEvent] = asyncio.Queue()
         cancel = threading.Event()
@@ -188,14 +182,10 @@ class LocalEngine:
 
     # --- infill -----------------------------------------------------------------------------
 
-    def count(self, *texts: str) -> int:
-        """Tokens of ``texts`` as every outcome counts them (see :meth:`Pipelines.count`)."""
-        return self.pipelines.count(*texts)
-
     def _infill_sync(self, prefix: str, suffix: str, params: InfillParams, emit: Emit | None) -> Outcome[InfillResult]:
         if params.mode == "ar" and emit is not None:
             res = self._ar_stream(prefix, suffix, params, emit)
-            return Outcome(res, self.count(prefix, suffix), len(res.tokens))
+            return Outcome(res, self.pipelines.count(prefix, suffix), len(res.tokens))
         return self.pipelines.infill(prefix, suffix, params, on_snapshot=_snapshots(emit))
 
     def _ar_stream(self, prefix: str, suffix: str, params: InfillParams, emit: Emit) -> InfillResult:
@@ -206,12 +196,12 @@ class LocalEngine:
         """
         from drafter.params import GenerationParams
 
-        d = self.drafter
+        d = self.pipelines.drafter
         check_context(prefix, suffix)
         if d is None:
             raise ValueError("mode 'ar' needs a drafter")
         at = len(prefix)
-        models = [ModelInfo.of(m.name, getattr(m, "path", None)) for m in (self.refiner, d) if m is not None]
+        models = [ModelInfo.of(m.name, getattr(m, "path", None)) for m in (self.pipelines.refiner, d) if m is not None]
         audit = AuditRecord("infill", models, params.model_dump(), params.seed)
         prefix, suffix = draft_context(prefix, suffix, params, d)
         gp = GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
@@ -232,7 +222,7 @@ class LocalEngine:
         return await self._call(infill_needs(params), lambda: self._infill_sync(prefix, suffix, params, None))
 
     def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
-        return self._stream(infill_needs(params), lambda emit: self._infill_sync(prefix, suffix, params, emit))
+        return self.stream(infill_needs(params), lambda emit: self._infill_sync(prefix, suffix, params, emit))
 
     # --- revise, repair, compliance --------------------------------------------------------
 
@@ -243,7 +233,7 @@ class LocalEngine:
                                 lambda: self.pipelines.revise(text, params, scorer=scorer))
 
     def stream_revise(self, text: str, params: ReviseParams, scorer: Any | None = None) -> AsyncIterator[EngineEvent]:
-        return self._stream(revise_needs(params, scorer is not None),
+        return self.stream(revise_needs(params, scorer is not None),
                             lambda emit: self.pipelines.revise(text, params, _snapshots(emit), scorer))
 
     async def repair(self, code: str, params: RepairParams) -> Outcome[RepairResult]:
@@ -255,17 +245,18 @@ class LocalEngine:
     # --- health -----------------------------------------------------------------------------
 
     def _health_sync(self) -> Outcome[None]:
-        if self.refiner is not None:
-            ids, _ = self.refiner.encode("ok")
+        refiner, drafter = self.pipelines.refiner, self.pipelines.drafter
+        if refiner is not None:
+            ids, _ = refiner.encode("ok")
             x = torch.tensor([ids])
             with torch.inference_mode():
-                logits = self.refiner.predictor(x, torch.ones_like(x))
+                logits = refiner.predictor(x, torch.ones_like(x))
             if logits.shape[:2] != x.shape or not bool(torch.isfinite(logits).all()):
                 raise RuntimeError("the refiner's forward pass gave no finite logits")
-        if self.drafter is not None and not self.drafter.score("ok").token_ids:
+        if drafter is not None and not drafter.score("ok").token_ids:
             raise RuntimeError("the drafter scored nothing")
         return Outcome(None, 0, 0)
 
     async def check_health(self) -> None:
-        needs = tuple(n for n, m in ((DRAFTER, self.drafter), (REFINER, self.refiner)) if m is not None)
-        await self._call(needs, self._health_sync)
+        models = ((DRAFTER, self.pipelines.drafter), (REFINER, self.pipelines.refiner))
+        await self._call(tuple(name for name, model in models if model is not None), self._health_sync)

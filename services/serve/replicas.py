@@ -74,7 +74,7 @@ class _ModelReplica:
         """``run(items)`` as one call on the model's thread; each result with the tokens of its
         item's prefix and suffix (the first two fields) and the ``produced`` tokens."""
         def call() -> list[Outcome[Any]]:
-            return [Outcome(res, self.engine.count(item[0], item[1]), produced(res))
+            return [Outcome(res, self.engine.pipelines.count(item[0], item[1]), produced(res))
                     for item, res in zip(items, run(items), strict=True)]
 
         return await self.engine.submit((model,), call)
@@ -114,7 +114,7 @@ class RefinerReplica(_ModelReplica):
         """The hybrid step of one draft, streaming snapshots of the span."""
         def run(emit: Callable[[EngineEvent], None]) -> Outcome[InfillResult]:
             res = refine_draft(prefix, suffix, draft, params, self.model, lambda s: emit(Snapshot(s)))
-            return Outcome(res, self.engine.count(prefix, suffix), len(res.tokens))
+            return Outcome(res, self.engine.pipelines.count(prefix, suffix), len(res.tokens))
 
         return self.engine.stream((REFINER,), run)
 
