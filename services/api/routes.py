@@ -20,7 +20,7 @@ from services.api.errors import APIError, ErrorResponse
 from services.api.metrics import Metrics
 from services.api.schemas import CompletionRequest, FimRequest, RepairRequest, ReviseRequest
 from services.api.settings import ANONYMOUS_TENANT, Settings
-from services.api.streaming import Shape, UsageMode, edit_sse, event_stream, infill_sse, prime, single
+from services.api.streaming import Shape, UsageMode, edit_events, event_stream, infill_events, prime, single
 from workflows.engine import EngineClient, Outcome
 from workflows.engine.responses import (
     CompletionResponse,
@@ -95,8 +95,8 @@ async def _infill(req: CompletionRequest | FimRequest, ctx: Ctx, prompt: str, sh
     if req.stream:
         first, rest = await prime(ctx.engine.stream_infill(prompt, suffix, params))
         ctx.first_token()
-        return event_stream(infill_sse(first, rest, shape=shape, model=model, max_tokens=params.max_tokens,
-                                       echo=echo, usage_mode=usage_mode, on_done=ctx.done))
+        return event_stream(infill_events(first, rest, shape=shape, model=model, max_tokens=params.max_tokens,
+                                          echo=echo, usage_mode=usage_mode, on_done=ctx.done))
     out = await ctx.engine.infill(prompt, suffix, params)
     ctx.answered(out)
     if shape == "fim":
@@ -107,7 +107,7 @@ async def _infill(req: CompletionRequest | FimRequest, ctx: Ctx, prompt: str, sh
 async def _edit_answer(out: Outcome[Any], model: str, stream: bool) -> Any:
     """The answer of a pipeline that reports no steps: the result, or a stream of just the result."""
     if stream:
-        return event_stream(edit_sse(*(await prime(single(out))), model=model))
+        return event_stream(edit_events(*(await prime(single(out))), model=model))
     return edit_response(out, model)
 
 
@@ -151,7 +151,7 @@ async def revise_route(req: ReviseRequest, ctx: CtxDep) -> Any:
     elif req.stream:
         first, rest = await prime(ctx.engine.stream_revise(req.text, req.params(limits)))
         ctx.first_token()
-        return event_stream(edit_sse(first, rest, model=model, on_done=ctx.done))
+        return event_stream(edit_events(first, rest, model=model, on_done=ctx.done))
     else:
         out = await ctx.engine.revise(req.text, req.params(limits))
     ctx.answered(out)

@@ -34,9 +34,21 @@ def sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def event_stream(body: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/event-stream",
+def event_stream(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """``events`` as server-sent events; an error on the way is one more event; then ``[DONE]``."""
+    return StreamingResponse(_framed(events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _framed(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    try:
+        async for event in events:
+            yield sse(event)
+    except StreamCancelled:
+        return
+    except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band
+        yield sse(_stream_error(exc))
+    yield DONE
 
 
 async def prime(events: AsyncIterator[EngineEvent]) -> tuple[EngineEvent, AsyncIterator[EngineEvent]]:
@@ -83,50 +95,38 @@ def chunk(shape: Shape, cid: str, created: int, model: str, text: str, finish: F
     return body
 
 
-async def infill_sse(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, shape: Shape, model: str,
-                     max_tokens: int, echo: str = "", usage_mode: UsageMode = "none",
-                     on_done: Callable[[Outcome[Any]], None] | None = None) -> AsyncIterator[str]:
+async def infill_events(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, shape: Shape, model: str,
+                        max_tokens: int, echo: str = "", usage_mode: UsageMode = "none",
+                        on_done: Callable[[Outcome[Any]], None] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Completion or FIM chunks for one infill stream."""
     cid, created = new_id("cmpl" if shape == "completion" else "fim"), int(time.time())
-    try:
-        if echo:
-            yield sse(chunk(shape, cid, created, model, echo, None))
-        async for ev in _chain(first, rest):
-            if isinstance(ev, TokenDelta):
-                info = {"event": "token", "confidence": round(ev.confidence, 5)}
-                yield sse(chunk(shape, cid, created, model, ev.text, None, info))
-            elif isinstance(ev, Snapshot):
-                yield sse(chunk(shape, cid, created, model, "", None, {"event": "snapshot", "snapshot": ev.text}))
-            elif isinstance(ev, Finished):
-                out = ev.outcome
-                if on_done is not None:
-                    on_done(out)
-                info = {"event": "done", **remask_info(out).model_dump()}
-                text = "" if out.result.mode == "ar" else out.result.text  # AR text came as deltas
-                inline = usage(out) if usage_mode == "inline" else None
-                yield sse(chunk(shape, cid, created, model, text, finish_reason(out.result, max_tokens), info, inline))
-                if usage_mode == "separate":  # OpenAI's last chunk: no choices, the usage
-                    yield sse({**chunk(shape, cid, created, model, "", None, None, usage(out)), "choices": []})
-    except StreamCancelled:
-        return
-    except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band
-        yield sse(_stream_error(exc))
-    yield DONE
+    if echo:
+        yield chunk(shape, cid, created, model, echo, None)
+    async for ev in _chain(first, rest):
+        if isinstance(ev, TokenDelta):
+            info = {"event": "token", "confidence": round(ev.confidence, 5)}
+            yield chunk(shape, cid, created, model, ev.text, None, info)
+        elif isinstance(ev, Snapshot):
+            yield chunk(shape, cid, created, model, "", None, {"event": "snapshot", "snapshot": ev.text})
+        elif isinstance(ev, Finished):
+            out = ev.outcome
+            if on_done is not None:
+                on_done(out)
+            info = {"event": "done", **remask_info(out).model_dump()}
+            text = "" if out.result.mode == "ar" else out.result.text  # AR text came as deltas
+            inline = usage(out) if usage_mode == "inline" else None
+            yield chunk(shape, cid, created, model, text, finish_reason(out.result, max_tokens), info, inline)
+            if usage_mode == "separate":  # OpenAI's last chunk: no choices, the usage
+                yield {**chunk(shape, cid, created, model, "", None, None, usage(out)), "choices": []}
 
 
-async def edit_sse(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, model: str,
-                   on_done: Callable[[Outcome[Any]], None] | None = None) -> AsyncIterator[str]:
-    """Revise/repair streams: ``{"object": "<pipeline>.snapshot", "text"}`` events, then the result."""
-    try:
-        async for ev in _chain(first, rest):
-            if isinstance(ev, Snapshot):
-                yield sse({"object": "revision.snapshot", "text": ev.text})
-            elif isinstance(ev, Finished):
-                if on_done is not None:
-                    on_done(ev.outcome)
-                yield sse(edit_response(ev.outcome, model).model_dump())
-    except StreamCancelled:
-        return
-    except Exception as exc:  # noqa: BLE001 - as above
-        yield sse(_stream_error(exc))
-    yield DONE
+async def edit_events(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, model: str,
+                      on_done: Callable[[Outcome[Any]], None] | None = None) -> AsyncIterator[dict[str, Any]]:
+    """Revise/repair streams: ``{"object": "revision.snapshot", "text"}`` events, then the result."""
+    async for ev in _chain(first, rest):
+        if isinstance(ev, Snapshot):
+            yield {"object": "revision.snapshot", "text": ev.text}
+        elif isinstance(ev, Finished):
+            if on_done is not None:
+                on_done(ev.outcome)
+            yield edit_response(ev.outcome, model).model_dump()
