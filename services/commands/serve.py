@@ -204,7 +204,7 @@ def _stop_all(name: str, server: Any, session_dir: str | None, drain_s: float) -
     if server is not None:
         ok = _step("stop the embedded Valkey", server.stop) and ok
     if ok and session_dir is not None:
-        _step("remove Ray's session directory", lambda: _remove_session(Path(session_dir)))
+        _step("remove Ray's session directory", lambda: remove_session(Path(session_dir)))
     return ok
 
 
@@ -226,7 +226,7 @@ def _drain(name: str, timeout_s: float) -> None:
         time.sleep(0.2)
 
 
-def _remove_session(path: Path) -> None:
+def remove_session(path: Path) -> None:
     """Remove a Ray session directory this command created, and ``session_latest`` if it
     points there (what Ray leaves in its temp directory: logs, sockets, port files)."""
     import shutil

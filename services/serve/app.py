@@ -96,7 +96,8 @@ def _threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def _batch_config(method: Any, config: dict[str, Any]) -> None:
+def apply_batch_config(method: Any, config: dict[str, Any]) -> None:
+    """Set the batch limits of a ``@serve.batch`` method from a deployment's ``user_config``."""
     unknown = set(config) - set(DEFAULT_BATCH)
     if unknown:
         raise ValueError(f"user_config: unknown keys {sorted(unknown)} (known: {sorted(DEFAULT_BATCH)})")
@@ -146,8 +147,8 @@ class Drafter(_ModelDeployment):
         self.replica = DrafterReplica(load_drafter(path, device, backend, threads), max_pending, queue_timeout_s)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
-        _batch_config(self.draft, config)
-        _batch_config(self.score, config)
+        apply_batch_config(self.draft, config)
+        apply_batch_config(self.score, config)
 
     @serve.batch(**DEFAULT_BATCH)
     async def draft(self, items: list[HoleItem]) -> list[Any]:
@@ -171,7 +172,7 @@ class Refiner(_ModelDeployment):
         self.replica = RefinerReplica(load_refiner(path, device, backend=backend), max_pending, queue_timeout_s)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
-        _batch_config(self.refine, config)
+        apply_batch_config(self.refine, config)
 
     @serve.batch(**DEFAULT_BATCH)
     async def refine(self, items: list[DraftItem]) -> list[Any]:

@@ -216,7 +216,7 @@ def test_bad_configuration_is_refused_before_anything_starts(tmp_path: Path) -> 
 
 
 def test_batch_limits_come_from_user_config() -> None:
-    from services.serve.app import _batch_config
+    from services.serve.app import apply_batch_config
 
     seen: dict[str, float] = {}
 
@@ -227,10 +227,10 @@ def test_batch_limits_come_from_user_config() -> None:
         def set_batch_wait_timeout_s(self, s: float) -> None:
             seen["wait"] = s
 
-    _batch_config(Batched(), {"max_batch_size": 4})
+    apply_batch_config(Batched(), {"max_batch_size": 4})
     assert seen == {"size": 4, "wait": 0.02}
     with pytest.raises(ValueError, match="unknown keys"):
-        _batch_config(Batched(), {"max_batch": 4})
+        apply_batch_config(Batched(), {"max_batch": 4})
 
 
 def test_the_rayservice_manifest_carries_a_valid_serve_config() -> None:

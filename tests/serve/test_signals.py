@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from bench.shutdown import with_disposition
-from services.commands.serve import _remove_session
+from services.commands.serve import remove_session
 from services.commands.signals import StopSignals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,10 +109,10 @@ def test_a_stopped_command_removes_its_ray_session_and_only_that(tmp_path: Path)
         (d / "logs" / "raylet.out").write_text("log\n")
     latest = tmp_path / "session_latest"
     latest.symlink_to(ours)
-    _remove_session(ours)
+    remove_session(ours)
     assert not ours.exists() and not latest.is_symlink()
     latest.symlink_to(other)  # another instance started since: its link stays
-    _remove_session(other.with_name("session_x_44"))
+    remove_session(other.with_name("session_x_44"))
     assert latest.is_symlink() and other.is_dir()
 
 
