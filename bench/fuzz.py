@@ -101,7 +101,6 @@ def fuzz(base_url: str, examples: int, seed: int = 0, modes: tuple[str, ...] = M
     from hypothesis import seed as fixed_seed
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
-    from schemathesis.core.failures import FailureGroup
     from schemathesis.core.result import Err
 
     if not base_url.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:")):
@@ -114,22 +113,7 @@ def fuzz(base_url: str, examples: int, seed: int = 0, modes: tuple[str, ...] = M
 
     def run_case(case: Any) -> None:
         response = case.call(base_url=base_url, session=session, timeout=60)
-        report.cases += 1
-        report.statuses[response.status_code] += 1
-        report.by_operation[case.operation.label] += 1
-        failed = []
-        for name, check in checks.items():
-            try:
-                case.validate_response(response, checks=[check])
-            except FailureGroup as exc:
-                report.violations[name] += 1
-                failed.append((name, "; ".join(f.title for f in exc.exceptions)))
-        if failed:
-            report.failing_cases += 1
-            if len(report.failures) < MAX_KEPT:
-                report.failures.append({"operation": case.operation.label, "status": response.status_code,
-                                        "checks": dict(failed), "response": response.text[:300],
-                                        "curl": case.as_curl_command()[:1500]})
+        _record(report, case, response, _failed_checks(case, response, checks))
 
     for i, result in enumerate(schema.get_all_operations()):
         if isinstance(result, Err):  # the app's own document must load whole
@@ -157,6 +141,34 @@ def fuzz(base_url: str, examples: int, seed: int = 0, modes: tuple[str, ...] = M
     return report
 
 
+def _failed_checks(case: Any, response: Any, checks: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(check, what failed)`` for every check the response violates."""
+    from schemathesis.core.failures import FailureGroup
+
+    failed = []
+    for name, check in checks.items():
+        try:
+            case.validate_response(response, checks=[check])
+        except FailureGroup as exc:
+            failed.append((name, "; ".join(f.title for f in exc.exceptions)))
+    return failed
+
+
+def _record(report: FuzzReport, case: Any, response: Any, failed: list[tuple[str, str]]) -> None:
+    """Count one case in ``report``; keep the first failing ones whole."""
+    report.cases += 1
+    report.statuses[response.status_code] += 1
+    report.by_operation[case.operation.label] += 1
+    for name, _ in failed:
+        report.violations[name] += 1
+    if failed:
+        report.failing_cases += 1
+        if len(report.failures) < MAX_KEPT:
+            report.failures.append({"operation": case.operation.label, "status": response.status_code,
+                                    "checks": dict(failed), "response": response.text[:300],
+                                    "curl": case.as_curl_command()[:1500]})
+
+
 # --- the app under test ----------------------------------------------------------------------
 
 def _tiny_engines(seed: int = 0) -> tuple[Any, Any]:
@@ -172,7 +184,8 @@ def _tiny_engines(seed: int = 0) -> tuple[Any, Any]:
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    return tiny_text_refiner(tokenizer, seed=seed), Drafter(LlamaForCausalLM(cfg).eval(), tokenizer, name="tiny-drafter")
+    drafter = Drafter(LlamaForCausalLM(cfg).eval(), tokenizer, name="tiny-drafter")
+    return tiny_text_refiner(tokenizer, seed=seed), drafter
 
 
 @contextlib.contextmanager

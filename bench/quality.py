@@ -270,7 +270,8 @@ def corrupt_code(code: str, k: int, rng: random.Random) -> str | None:
             if not pos:
                 continue
             i = rng.choice(pos)
-            repl = "" if kind == "delete_bracket" else {"(": "[", ")": "]", "[": "(", "]": ")", "{": "(", "}": ")"}[out[i]]
+            swapped = {"(": "[", ")": "]", "[": "(", "]": ")", "{": "(", "}": ")"}
+            repl = "" if kind == "delete_bracket" else swapped[out[i]]
             out = out[:i] + repl + out[i + 1:]
         elif kind == "delete_colon":
             pos = [i for i, c in enumerate(out) if c == ":" and out[i + 1:i + 2] == "\n"]
@@ -418,5 +419,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["repair_code"] = run_repair_code(held_out(args.corpus, "code"), args.repair_cases,
                                              refiner, rng("repair_code"))
     if "repair_prose" in only:
-        out["repair_prose"] = run_repair_prose(held_out(args.corpus, "prose"), args.prose_cases, refiner, rng("repair_prose"))
+        prose = held_out(args.corpus, "prose")
+        out["repair_prose"] = run_repair_prose(prose, args.prose_cases, refiner, rng("repair_prose"))
     return out

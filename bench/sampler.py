@@ -43,7 +43,8 @@ LOCALITY_LENGTHS = (512, 2000, 8000, 32000)  # document tokens
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, default=None, help="refiner directory (default: models/refiner if present, else a tiny random model)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="refiner directory (default: models/refiner if present, else a tiny random model)")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="corpus directory with the held-out split")
     p.add_argument("--kind", choices=["code", "prose"], default="code", help="held-out documents to cut spans from")
     p.add_argument("--cases", type=int, default=24, help="number of spans")
@@ -176,7 +177,8 @@ def _sweep(pred: HFMaskPredictor, pad: int, cases: list[tuple[list[int], SpanEdi
     base_cfg = SamplerConfig(steps=args.span, remasking="low_confidence")
     base_s, base_out = 0.0, []
     for doc, e in cases:
-        s, res = _best_time(partial(fill_spans, pred, [doc], [[e]], pad, window=None, config=base_cfg), args.sweep_repeats)
+        one_span = partial(fill_spans, pred, [doc], [[e]], pad, window=None, config=base_cfg)
+        s, res = _best_time(one_span, args.sweep_repeats)
         base_s += s
         base_out.append(res[0].spans[0].raw_tokens)
     b_acc, _ = _accuracy(cases, base_out)

@@ -140,7 +140,8 @@ def apply_edits(original: str, edits: Sequence[Edit]) -> str:
         if e.end > last:
             raise ValueError(f"edit [{e.start}, {e.end}) overlaps the next edit")
         if original[e.start : e.end] != e.before:
-            raise ValueError(f"edit [{e.start}, {e.end}) says before={e.before!r} but the text has {original[e.start:e.end]!r}")
+            raise ValueError(f"edit [{e.start}, {e.end}) says before={e.before!r} "
+                             f"but the text has {original[e.start:e.end]!r}")
         out = out[: e.start] + e.after + out[e.end :]
         last = e.start
     return out

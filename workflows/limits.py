@@ -48,7 +48,8 @@ class Limits(BaseModel):
     max_job_bytes: int = Field(64 << 20, ge=1024, description="largest batch job submission (413 over it)")
     max_text_chars: int = Field(200_000, ge=1, description="longest prompt+suffix, text or code (422 over it)")
     max_spans: int = Field(64, ge=1, description="most spans in one revise request (422 over it)")
-    max_tokens: int = Field(256, ge=1, le=CEILING_TOKENS, description="largest max_tokens of a completion (422 over it)")
+    max_tokens: int = Field(256, ge=1, le=CEILING_TOKENS,
+                            description="largest max_tokens of a completion (422 over it)")
     max_steps: int = Field(128, ge=1, le=CEILING_STEPS, description="largest denoising step budget (422 over it)")
 
 
@@ -117,21 +118,6 @@ def document_limits(schema: dict[str, Any], limits: Limits) -> dict[str, Any]:
     each of its sub-schemas of the matching type (the string of ``str | list[str]``, the
     array of ``list[...] | None``); an existing static bound is kept when it is tighter.
     """
-    def apply(node: Any, keyword: str, bound: int) -> None:
-        if isinstance(node, list):
-            for x in node:
-                apply(x, keyword, bound)
-            return
-        if not isinstance(node, dict):
-            return
-        if node.get("type") == _SCHEMA_TYPE[keyword]:
-            node[keyword] = min(bound, node.get(keyword, bound))
-        # an array's items are bounded too for lengths (the string of a list prompt), never
-        # for counts (the pairs of a span list are not spans lists)
-        for key in ("anyOf", "oneOf", "allOf") if keyword == "maxItems" else ("anyOf", "oneOf", "allOf", "items"):
-            if key in node:
-                apply(node[key], keyword, bound)
-
     def walk(node: Any) -> None:
         if isinstance(node, list):
             for x in node:
@@ -139,9 +125,26 @@ def document_limits(schema: dict[str, Any], limits: Limits) -> dict[str, Any]:
         elif isinstance(node, dict):
             if node.get(LIMIT_KEY) in MEASURES:
                 _, keyword = MEASURES[node[LIMIT_KEY]]
-                apply(node, keyword, getattr(limits, node[LIMIT_KEY]))
+                _bound_schema(node, keyword, getattr(limits, node[LIMIT_KEY]))
             for x in node.values():
                 walk(x)
 
     walk(schema)
     return schema
+
+
+def _bound_schema(node: Any, keyword: str, bound: int) -> None:
+    """Set ``keyword`` (the tighter of ``bound`` and the one there) on every sub-schema of its type."""
+    if isinstance(node, list):
+        for x in node:
+            _bound_schema(x, keyword, bound)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == _SCHEMA_TYPE[keyword]:
+        node[keyword] = min(bound, node.get(keyword, bound))
+    # an array's items are bounded too for lengths (the string of a list prompt), never
+    # for counts (the pairs of a span list are not spans lists)
+    for key in ("anyOf", "oneOf", "allOf") if keyword == "maxItems" else ("anyOf", "oneOf", "allOf", "items"):
+        if key in node:
+            _bound_schema(node[key], keyword, bound)

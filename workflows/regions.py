@@ -52,6 +52,32 @@ class _Block:
         self.a0, self.a1, self.first, self.last = a0, a1, first, first
 
 
+class _Lines:
+    """The lines of both texts (as :meth:`str.splitlines` cuts them) and where they start."""
+
+    def __init__(self, original: str, revised: str) -> None:
+        self.a = original.splitlines(keepends=True)
+        self.b = revised.splitlines(keepends=True)
+        self.a_at, self.b_at = _line_starts(self.a), _line_starts(self.b)
+        # the end of the text starts a line only after a line break (or in an empty text)
+        self.a_open = bool(self.a) and self.a[-1].splitlines()[0] == self.a[-1]
+
+    def b_line(self, offset: int) -> int | None:
+        """Index of the revised line starting at ``offset``, None if none does."""
+        i = bisect.bisect_left(self.b_at, offset)
+        return i if i < len(self.b_at) and self.b_at[i] == offset else None
+
+    def b_start(self, k: _Block) -> int | None:
+        """The revised line where block ``k`` starts, None if it starts inside a line there."""
+        return self.b_line(self.a_at[k.a0] + k.first.new_start - k.first.start)
+
+    def b_end(self, k: _Block) -> int | None:
+        return self.b_line(self.a_at[k.a1] + k.last.new_end - k.last.end)
+
+    def start_ok(self, k: _Block) -> bool:
+        return (k.a0 < len(self.a) or not self.a_open) and self.b_start(k) is not None
+
+
 def region_diff(original: str, revised: str, regions: Sequence[Region], name: str = "text",
                 context: int = 3) -> str:
     """The unified diff of ``original`` -> ``revised``, given every region that changed (sorted).
@@ -61,34 +87,22 @@ def region_diff(original: str, revised: str, regions: Sequence[Region], name: st
     become one block. Lines are cut as :meth:`str.splitlines` cuts them, so the hunks read as
     :func:`workflows.edits.unified_diff` writes them.
     """
-    a = original.splitlines(keepends=True)
-    b = revised.splitlines(keepends=True)
-    a_at, b_at = _line_starts(a), _line_starts(b)
-    # the end of the text starts a line only after a line break (or in an empty text)
-    a_open = bool(a) and a[-1].splitlines()[0] == a[-1]
+    lines = _Lines(original, revised)
+    return render_unified(lines.a, lines.b, _changes(lines, _line_blocks(lines, regions)), name, context)
 
-    def b_line(offset: int) -> int | None:
-        """Index of the revised line starting at ``offset``, None if none does."""
-        i = bisect.bisect_left(b_at, offset)
-        return i if i < len(b_at) and b_at[i] == offset else None
 
-    def start_ok(k: _Block) -> bool:
-        a_start = k.a0 < len(a) or not a_open
-        return a_start and b_line(a_at[k.a0] + k.first.new_start - k.first.start) is not None
-
-    def end_ok(k: _Block) -> bool:
-        return b_line(a_at[k.a1] + k.last.new_end - k.last.end) is not None
-
+def _line_blocks(lines: _Lines, regions: Sequence[Region]) -> list[_Block]:
+    """The regions grown to blocks of whole lines in both texts, joined where they share one."""
     blocks: list[_Block] = []
     for r in regions:
-        a0 = bisect.bisect_right(a_at, r.start) - 1
-        a1 = max(a0, bisect.bisect_left(a_at, r.end))
-        if blocks and (a0 < blocks[-1].a1 or not end_ok(blocks[-1])):  # shares a line with the block before
+        a0 = bisect.bisect_right(lines.a_at, r.start) - 1
+        a1 = max(a0, bisect.bisect_left(lines.a_at, r.end))
+        if blocks and (a0 < blocks[-1].a1 or lines.b_end(blocks[-1]) is None):  # shares a line with the one before
             k = blocks[-1]
             k.a1, k.last = max(k.a1, a1), r
         else:
             k = _Block(a0, a1, r)
-            while not start_ok(k):
+            while not lines.start_ok(k):
                 if blocks and k.a0 - 1 < blocks[-1].a1:  # grown into the block before: join it
                     prev = blocks.pop()
                     prev.a1, prev.last = max(prev.a1, k.a1), r
@@ -96,13 +110,19 @@ def region_diff(original: str, revised: str, regions: Sequence[Region], name: st
                     break
                 k.a0 -= 1
             blocks.append(k)
-        while k.a1 < len(a) and not end_ok(k):
+        while k.a1 < len(lines.a) and lines.b_end(k) is None:
             k.a1 += 1
+    return blocks
+
+
+def _changes(lines: _Lines, blocks: list[_Block]) -> list[tuple[int, int, int, int]]:
+    """``(a0, a1, b0, b1)`` line ranges per block, less the lines it left as they were."""
+    a, b = lines.a, lines.b
     changes: list[tuple[int, int, int, int]] = []
     for k in blocks:
         a0, a1 = k.a0, k.a1
-        b0, b1 = b_line(a_at[a0] + k.first.new_start - k.first.start), b_line(a_at[a1] + k.last.new_end - k.last.end)
-        assert b0 is not None and b1 is not None  # every block ends on line starts (loops above)
+        b0, b1 = lines.b_start(k), lines.b_end(k)
+        assert b0 is not None and b1 is not None  # every block ends on line starts (_line_blocks)
         while a0 < a1 and b0 < b1 and a[a0] == b[b0]:  # lines a region covered but left as they were
             a0, b0 = a0 + 1, b0 + 1
         while a1 > a0 and b1 > b0 and a[a1 - 1] == b[b1 - 1]:
@@ -111,4 +131,4 @@ def region_diff(original: str, revised: str, regions: Sequence[Region], name: st
             changes[-1] = (changes[-1][0], a1, changes[-1][2], b1)
         elif a0 < a1 or b0 < b1:
             changes.append((a0, a1, b0, b1))
-    return render_unified(a, b, changes, name, context)
+    return changes

@@ -47,7 +47,8 @@ MIN_PHONE_DIGITS = 7
 PII_PATTERNS: dict[str, str] = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
     # international or national numbers with separators; at least 7 digits in all
-    "phone": r"(?<![\w.-])(?!\d{4}-\d{2}-\d{2}(?!\d))(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}(?![\w.-]\d)(?!\w)",
+    "phone": r"(?<![\w.-])(?!\d{4}-\d{2}-\d{2}(?!\d))(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?"
+             r"\d{2,4}(?:[\s.-]\d{2,4}){1,4}(?![\w.-]\d)(?!\w)",
     # long digit runs or digit groups such as 123-45-6789 or DE89 3704 0044 0532 0130 00
     "id_number": r"(?<!\w)(?:[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,3})?|\d{3}-\d{2}-\d{4}|\d{9,})(?!\w)",
 }
@@ -207,7 +208,8 @@ def _describe(exc: ValidationError, data: object) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
             idx = loc[1]
-            rid = rules[idx].get("id", "?") if isinstance(rules, list) and idx < len(rules) and isinstance(rules[idx], dict) else "?"
+            rule = rules[idx] if isinstance(rules, list) and idx < len(rules) else None
+            rid = rule.get("id", "?") if isinstance(rule, dict) else "?"
             field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[2:]
                             if p not in ("banned_phrase", "required_term", "redact")) or ".type"
             msgs.append(f"rule {rid!r} (rules[{idx}]{field}): {msg}")

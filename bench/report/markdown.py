@@ -30,7 +30,8 @@ def _is_records(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def _flatten(figures: dict[str, Any], prefix: str = "") -> tuple[list[tuple[str, Any]], list[tuple[str, list[dict[str, Any]]]]]:
+def _flatten(figures: dict[str, Any],
+             prefix: str = "") -> tuple[list[tuple[str, Any]], list[tuple[str, list[dict[str, Any]]]]]:
     """Scalars as (dotted key, value); lists of objects kept apart, to become their own tables."""
     scalars: list[tuple[str, Any]] = []
     records: list[tuple[str, list[dict[str, Any]]]] = []

@@ -51,8 +51,8 @@ def _sampler_tables(f: dict[str, Any]) -> list[str]:
         pts = sweep["points"]
         steps = sorted({int(p["steps"]) for p in pts})
         thresholds = sorted({float(p["threshold"]) for p in pts})
-        cell = {(float(p["threshold"]), int(p["steps"])): f"{p['speedup']:g}x, {p['exact_match']:g}%, {p.get('nfe', '?')} NFE"
-                for p in pts}
+        cell = {(float(p["threshold"]), int(p["steps"])):
+                f"{p['speedup']:g}x, {p['exact_match']:g}%, {p.get('nfe', '?')} NFE" for p in pts}
         grid = [("even" if t >= 1.0 else f"{t:g}", *(cell.get((t, n), "-") for n in steps)) for t in thresholds]
         base = sweep.get("baseline", {})
         out.append(f"Sweep on the first {sweep.get('cases', '?')} spans (speed-up over the baseline on the same "
@@ -130,12 +130,14 @@ def _quality_tables(f: dict[str, Any]) -> list[str]:
              "still parses (%)", "mean latency (ms)", "p50 latency (ms)"), rows))
     rc = f.get("repair_code")
     if isinstance(rc, dict):
-        out.append("Code repair:\n\n" + table(("cases", "parses after (%)", "restored exactly (%)", "mean latency (ms)"),
-                                              [(rc.get("cases"), rc.get("parses"), rc.get("restored_exactly"), rc.get("mean_latency_ms"))]))
+        keys = ("cases", "parses", "restored_exactly", "mean_latency_ms")
+        head = ("cases", "parses after (%)", "restored exactly (%)", "mean latency (ms)")
+        out.append("Code repair:\n\n" + table(head, [tuple(rc.get(k) for k in keys)]))
     rp = f.get("repair_prose")
     if isinstance(rp, dict):
+        keys = ("cases", "wer_before", "wer_after", "reduction")
         out.append("Prose repair:\n\n" + table(("cases", "WER before (%)", "WER after (%)", "reduction"),
-                                               [(rp.get("cases"), rp.get("wer_before"), rp.get("wer_after"), rp.get("reduction"))]))
+                                               [tuple(rp.get(k) for k in keys)]))
     return out or generic_tables(f)
 
 

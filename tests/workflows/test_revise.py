@@ -65,7 +65,8 @@ def test_bad_input(tiny_refiner):
 
 
 def test_drafter_detection(tiny_refiner, tiny_drafter):
-    res = revise(DOC, ReviseParams(detect="both", remask_below=0.5, seed=0, rewrite_prose=True), tiny_refiner, tiny_drafter)
+    params = ReviseParams(detect="both", remask_below=0.5, seed=0, rewrite_prose=True)
+    res = revise(DOC, params, tiny_refiner, tiny_drafter)
     assert apply_edits(DOC, res.edits) == res.text
 
 
@@ -74,7 +75,8 @@ def test_hundred_thousand_characters_are_revised_with_offsets_into_the_original(
                  "parties without prior written consent of the licensor.\n\n")
     doc = "".join(paragraph.format(i=i) for i in range(800))
     assert len(doc) > 100_000
-    res = revise(doc, ReviseParams(remask_below=1.0, max_fraction=0.002, dilation=0, seed=0, rewrite_prose=True), tiny_refiner)
+    params = ReviseParams(remask_below=1.0, max_fraction=0.002, dilation=0, seed=0, rewrite_prose=True)
+    res = revise(doc, params, tiny_refiner)
     assert res.spans and apply_edits(doc, res.edits) == res.text
     for e in res.edits:
         assert doc[e.start : e.end] == e.before

@@ -57,7 +57,8 @@ def test_required_term_present_gives_no_hit():
     ("rules: [{id: w, type: required_term, terms: [a], colour: 1}]", "rule 'w' (rules[0].colour)"),
     ("rules: [{id: q, type: redact, kind: regex}]", "rule 'q' (rules[0].pattern): field 'pattern' is required"),
     ("rules: [{id: p, type: banned_phrase, phrases: [a, '  ']}]", "rule 'p' (rules[0].phrases): phrases must not"),
-    ("rules: [{id: d, type: banned_phrase, phrases: [a]}, {id: d, type: banned_phrase, phrases: [b]}]", "duplicate rule id 'd'"),
+    ("rules: [{id: d, type: banned_phrase, phrases: [a]}, {id: d, type: banned_phrase, phrases: [b]}]",
+     "duplicate rule id 'd'"),
     ("rules: [unclosed", "not valid YAML"),
     ("- just a list", "must be a mapping"),
 ])
