@@ -41,16 +41,9 @@ _sleep = asyncio.sleep  # one name to replace in tests that must not wait
 
 
 class AsyncRemask:
-    """An asyncio client of a remask server; every method is a coroutine.
-
-    ``base_url`` defaults to ``$REMASK_URL``, else ``http://127.0.0.1:8000``; ``api_key``
-    to ``$REMASK_API_KEY`` (sent as ``Authorization: Bearer``). ``timeout`` is per request, in
-    seconds. 429 and 503 answers and connection failures are retried ``max_retries`` times,
-    honouring ``Retry-After``, else with exponential backoff and jitter (see
-    :class:`client._core.RetryPolicy`). Errors raise :class:`client.errors.RemaskError`
-    subclasses carrying the server's message, code and field. Use it as a context manager,
-    or call :meth:`close`.
-    """
+    """An asyncio client of a remask server: the options, methods and errors of
+    :class:`client.Remask`, every method a coroutine. Use it as an async context manager, or
+    await :meth:`close`."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None, *, timeout: float = 60.0,
                  max_retries: int = 2, backoff_s: float = 0.5, max_backoff_s: float = 8.0,
