@@ -3,7 +3,7 @@
 The in-process engine runs these calls on its model threads and the batch worker calls them
 directly, so a request runs the same pipeline on the same models, and is counted the same
 way, whichever way it arrives. Which models a request needs is decided here too
-(:meth:`Pipelines.infill_needs`, :meth:`Pipelines.revise_needs`): the engine takes their
+(:func:`infill_needs`, :func:`revise_needs`): the engine takes their
 locks, and the pipeline is handed exactly those models.
 """
 
