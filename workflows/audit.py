@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @cache
@@ -38,6 +38,21 @@ class ModelInfo:
         return cls(name=name, path=path, sha256=weights_hash(path) if path else "in-memory")
 
 
+class Options(Protocol):
+    """A pipeline's per-request options (the pydantic models of :mod:`workflows.options`)."""
+
+    seed: int | None
+
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+class Named(Protocol):
+    """A model object: the refiner or the drafter (``path`` too when loaded from a directory)."""
+
+    @property
+    def name(self) -> str: ...
+
+
 @dataclass
 class AuditRecord:
     """Attached to every result; enough to reproduce it (same models, parameters and seed)."""
@@ -48,6 +63,13 @@ class AuditRecord:
     seed: int | None
     timings_ms: dict[str, float] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def start(cls, pipeline: str, params: Options, *models: Named | None, **extra: Any) -> AuditRecord:
+        """The record of a ``pipeline`` run with ``params`` (``extra`` parameters first) on the
+        ``models`` given (None: a model the run does without)."""
+        infos = [ModelInfo.of(m.name, getattr(m, "path", None)) for m in models if m is not None]
+        return cls(pipeline, infos, {**extra, **params.model_dump()}, params.seed)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:

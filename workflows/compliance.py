@@ -26,8 +26,9 @@ from refiner.editing import SpanEdit
 from refiner.remasking import Span
 from refiner.sampler import SamplerConfig
 from refiner.text import TextRefiner
-from workflows.audit import AuditRecord, ModelInfo
+from workflows.audit import AuditRecord
 from workflows.edits import Edit, languagetool_matches
+from workflows.limits import check_input
 from workflows.matching import any_phrase
 from workflows.options import ComplianceParams
 from workflows.regions import Region, region_diff, region_edits
@@ -59,12 +60,8 @@ def apply_rules(text: str, rules: RuleSet, refiner: TextRefiner, params: Complia
                 name: str = "document") -> ComplianceResult:
     """Apply ``rules`` to ``text``; offsets of every edit point into ``text``."""
     params = params or ComplianceParams()
-    if not text:
-        raise ValueError("text is empty: there is nothing to check")
-    if len(text) > params.max_chars:
-        raise ValueError(f"text has {len(text)} characters, over the limit of {params.max_chars}")
-    audit = AuditRecord("compliance", [ModelInfo.of(refiner.name, getattr(refiner, "path", None))],
-                        {"rules": rules.name, "version": rules.version, **params.model_dump()}, params.seed)
+    check_input(text, params.max_chars, "text", "check")
+    audit = AuditRecord.start("compliance", params, refiner, rules=rules.name, version=rules.version)
     with audit.timed("match"):
         hits = find_hits(text, rules)
     unresolved = [h.rule_id for h in hits if h.action == "append" and not h.replacement]

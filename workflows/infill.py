@@ -23,7 +23,7 @@ from refiner.editing import EditResult, SpanEdit
 from refiner.remasking import doubtful_spans
 from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import TextRefiner
-from workflows.audit import AuditRecord, ModelInfo
+from workflows.audit import AuditRecord
 from workflows.options import InfillParams
 
 
@@ -88,10 +88,7 @@ def infill(
     check_context(prefix, suffix)
     if params.mode in ("ar", "hybrid") and drafter is None:
         raise ValueError(f"mode {params.mode!r} needs a drafter")
-    models = [ModelInfo.of(refiner.name, refiner.path)]
-    if drafter is not None:
-        models.append(ModelInfo.of(drafter.name, getattr(drafter, "path", None)))
-    audit = AuditRecord("infill", models, params.model_dump(), params.seed)
+    audit = AuditRecord.start("infill", params, refiner, drafter)
     at = len(prefix)
     if drafter is None or params.mode == "diffusion":  # the other modes were refused without a drafter
         with audit.timed("refine"):

@@ -148,3 +148,12 @@ def _bound_schema(node: Any, keyword: str, bound: int) -> None:
     for key in ("anyOf", "oneOf", "allOf") if keyword == "maxItems" else ("anyOf", "oneOf", "allOf", "items"):
         if key in node:
             _bound_schema(node[key], keyword, bound)
+
+
+def check_input(text: str, max_chars: int, noun: str, task: str) -> None:
+    """A pipeline's own check of its input: ValueError for an empty text or one over its
+    ``max_chars`` option (``noun``: "text", "code"; ``task``: what it would have done)."""
+    if not text:
+        raise ValueError(f"{noun} is empty: there is nothing to {task}")
+    if len(text) > max_chars:
+        raise ValueError(f"{noun} has {len(text)} characters, over the limit of {max_chars}")

@@ -27,13 +27,14 @@ from drafter.model import Drafter
 from refiner.remasking import Span, doubtful_spans, token_spans, validate_char_spans
 from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import RevisedText, TextRefiner
-from workflows.audit import AuditRecord, ModelInfo
+from workflows.audit import AuditRecord
 from workflows.edits import Edit, compute_edits, languagetool_matches, unified_diff
+from workflows.infill import MASK_GLYPH
+from workflows.limits import check_input
 from workflows.options import ReviseParams
 from workflows.proofread import ProofreadConfig, looks_like_code, proofread, to_original
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
-MASK_GLYPH = "\u2591"
 
 
 @dataclass
@@ -59,13 +60,10 @@ def revise(
     name: str = "text",
 ) -> ReviseResult:
     """Revise ``text``; returns the revised text, word-level edits, a diff and an audit record."""
-    if not text:
-        raise ValueError("text is empty: there is nothing to revise")
-    if len(text) > params.max_chars:
-        raise ValueError(f"text has {len(text)} characters, over the limit of {params.max_chars}")
+    check_input(text, params.max_chars, "text", "revise")
     if params.spans is None and params.detect in ("drafter", "both") and drafter is None:
         raise ValueError(f"detect={params.detect!r} needs a drafter")
-    audit = _audit(params, refiner, drafter)
+    audit = AuditRecord.start("revise", params, refiner, drafter)
     cfg = SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature,
                         seed=params.seed, cache=params.cache)
 
@@ -105,13 +103,6 @@ def revise(
                   for s, e in spans]
     return ReviseResult(out.text, edits, unified_diff(source, out.text, name=name),
                         languagetool_matches(source, edits), nfe=out.nfe, spans=char_spans, audit=audit)
-
-
-def _audit(params: ReviseParams, refiner: TextRefiner, drafter: Drafter | None) -> AuditRecord:
-    models = [ModelInfo.of(refiner.name, refiner.path)]
-    if drafter is not None:
-        models.append(ModelInfo.of(drafter.name, getattr(drafter, "path", None)))
-    return AuditRecord("revise", models, params.model_dump(), params.seed)
 
 
 def _proofread_stage(source: str, params: ReviseParams, refiner: TextRefiner, audit: AuditRecord,

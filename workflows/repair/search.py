@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refiner.text import TextRefiner
-from workflows.audit import AuditRecord, ModelInfo
+from workflows.audit import AuditRecord
 from workflows.edits import Edit, compute_edits, languagetool_matches, unified_diff
+from workflows.limits import check_input
 from workflows.options import RepairParams
 from workflows.repair.fallback import best_rewrite
 from workflows.repair.fixes import Fix, minimal_fixes
@@ -75,13 +76,9 @@ class _Checker:
 
 def repair(code: str, params: RepairParams, refiner: TextRefiner, name: str = "code") -> RepairResult:
     """Repair ``code`` so that it parses; code that already parses comes back unchanged."""
-    if not code.strip():
-        raise ValueError("code is empty: there is nothing to repair")
-    if len(code) > params.max_chars:
-        raise ValueError(f"code has {len(code)} characters, over the limit of {params.max_chars}")
+    check_input(code if code.strip() else "", params.max_chars, "code", "repair")  # blank code counts as empty
     lang = normalize_language(params.language)
-    audit = AuditRecord("repair", [ModelInfo.of(refiner.name, getattr(refiner, "path", None))],
-                        params.model_dump(), params.seed)
+    audit = AuditRecord.start("repair", params, refiner)
     checker = _Checker(lang)
     before = checker(code)
     beam = [_Node(code, before, [])]
