@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from refiner.lexicon import CLAUSE, Lexicon, case_like, words
 from refiner.scoring import ScoreRow
 from refiner.text import TextRefiner
-from workflows.edits import Edit
+from workflows.edits import Edit, apply_edits
 
 # space-free chunks; a swap moves two that are plain words, maybe with punctuation around
 _CHUNK = re.compile(r"\S+")
@@ -185,14 +185,8 @@ def _share(totals: list[float], i: int) -> float:
     return math.exp(totals[i] - top) / z
 
 
-def apply(text: str, edits: list[Edit]) -> str:
-    for e in sorted(edits, key=lambda e: e.start, reverse=True):
-        text = text[: e.start] + e.after + text[e.end :]
-    return text
-
-
 def to_original(pos: int, edits: list[Edit], right: bool = False) -> int:
-    """Map an offset in ``apply(text, edits)`` back to ``text``; inside an edit, to its start or end."""
+    """Map an offset in ``apply_edits(text, edits)`` back to ``text``; inside an edit, to its start or end."""
     shift = 0
     for e in sorted(edits, key=lambda e: e.start):
         ns, ne = e.start + shift, e.start + shift + len(e.after)
@@ -212,7 +206,7 @@ def proofread(text: str, refiner: TextRefiner, lexicon: Lexicon | None, cfg: Pro
     original words to the corrected, swapped ones.
     """
     spell = spelling_edits(text, lexicon, refiner, cfg) if spelling and lexicon is not None else []
-    mid = apply(text, spell)
+    mid = apply_edits(text, spell)
     order = order_edits(mid, lexicon, refiner, cfg) if word_order else []
     out: list[Edit] = []
     for o in order:
@@ -220,4 +214,4 @@ def proofread(text: str, refiner: TextRefiner, lexicon: Lexicon | None, cfg: Pro
         out.append(Edit(s, e, text[s:e], o.after, o.reason, o.confidence))
     out += [x for x in spell if not any(x.start < o.end and o.start < x.end for o in out)]
     out.sort(key=lambda e: e.start)
-    return apply(text, out), out
+    return apply_edits(text, out), out
