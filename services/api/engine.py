@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from workflows.audit import AuditRecord, ModelInfo
+from workflows.audit import AuditRecord
 from workflows.compliance import ComplianceParams, ComplianceResult
 from workflows.engine import (
     DRAFTER,
@@ -201,8 +201,7 @@ class LocalEngine:
         if d is None:
             raise ValueError("mode 'ar' needs a drafter")
         at = len(prefix)
-        models = [ModelInfo.of(m.name, getattr(m, "path", None)) for m in (self.pipelines.refiner, d) if m is not None]
-        audit = AuditRecord("infill", models, params.model_dump(), params.seed)
+        audit = AuditRecord.start("infill", params, self.pipelines.refiner, d)
         prefix, suffix = draft_context(prefix, suffix, params, d)
         gp = GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
                               top_p=params.top_p, stop=params.stop, seed=params.seed)
