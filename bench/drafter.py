@@ -26,12 +26,11 @@ from typing import Any
 import torch
 
 from backends.onnx_runtime import default_threads
-from backends.tokens import special_ids
 from drafter.generate import left_pad, positions_from_mask
 from drafter.model import Drafter
 from drafter.onnx_backend import DEFAULT_VARIANT, Variant, load_drafter
 from drafter.params import GenerationParams
-from refiner.model import RefinerModel, refiner_config
+from refiner.model import RefinerModel, tokenizer_config
 from refiner.onnx_backend import onnx_predictor
 from refiner.predictor import load_predictor
 
@@ -63,16 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _random_refiner(root: Path, tokenizer: Any, seed: int) -> None:
     """Save a randomly initialised refiner of the 'default' preset to ``root``."""
     torch.manual_seed(seed)
-    sp = special_ids(tokenizer)
-    cfg = refiner_config(
-        "default",
-        vocab_size=len(tokenizer),
-        mask_token_id=sp.mask,
-        pad_token_id=sp.pad,
-        eos_token_id=sp.eos,
-        filler_token_id=sp.filler,
-    )
-    RefinerModel(cfg).save_pretrained(root)
+    RefinerModel(tokenizer_config("default", tokenizer)).save_pretrained(root)
     tokenizer.save_pretrained(root)
 
 

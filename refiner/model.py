@@ -19,6 +19,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
+from backends.tokens import special_ids
+
 MODEL_TYPE = "remask_refiner"
 
 
@@ -110,6 +112,13 @@ def refiner_config(name: str = "tiny", **overrides: Any) -> RefinerConfig:
         fields.setdefault("eos_token_id", v - 3)
         fields.setdefault("filler_token_id", v - 4)
     return RefinerConfig(**fields)
+
+
+def tokenizer_config(name: str, tokenizer: Any, **overrides: Any) -> RefinerConfig:
+    """A preset sized to ``tokenizer``'s vocabulary, with its special ids, and field overrides."""
+    sp = special_ids(tokenizer)
+    return refiner_config(name, vocab_size=len(tokenizer), mask_token_id=sp.mask, pad_token_id=sp.pad,
+                          eos_token_id=sp.eos, filler_token_id=sp.filler, **overrides)
 
 
 class RMSNorm(nn.Module):

@@ -19,8 +19,9 @@ from backends import Backend
 from backends.tokens import SpecialIds, special_ids
 from refiner.editing import EditResult, FilledSpan, SpanEdit, fill_spans, infill_variable
 from refiner.lexicon import Lexicon
+from refiner.model import RefinerModel, tokenizer_config
 from refiner.onnx_backend import load_onnx_predictor
-from refiner.predictor import HFMaskPredictor, Kind, MaskPredictor, load_predictor
+from refiner.predictor import Kind, MaskPredictor, load_predictor, native_predictor
 from refiner.remasking import Span, token_spans, validate_char_spans
 from refiner.sampler import SamplerConfig, StepCallback
 from refiner.scoring import ScoreRow, row_scores, top_k_between, window_scores
@@ -252,18 +253,5 @@ class TextRefiner:
 
 def tiny_text_refiner(tokenizer: Any, seed: int = 0) -> TextRefiner:
     """A randomly initialised tiny native refiner over a given tokenizer (tests, fallbacks)."""
-    from refiner.model import RefinerModel, refiner_config
-    from refiner.predictor import native_predictor
-
-    sp = special_ids(tokenizer)
     torch.manual_seed(seed)
-    cfg = refiner_config(
-        "tiny",
-        vocab_size=len(tokenizer),
-        mask_token_id=sp.mask,
-        pad_token_id=sp.pad,
-        eos_token_id=sp.eos,
-        filler_token_id=sp.filler,
-    )
-    pred: HFMaskPredictor = native_predictor(RefinerModel(cfg))
-    return TextRefiner(pred, tokenizer)
+    return TextRefiner(native_predictor(RefinerModel(tokenizer_config("tiny", tokenizer))), tokenizer)

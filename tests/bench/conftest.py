@@ -10,8 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from backends.tokens import special_ids
-from refiner.model import RefinerModel, refiner_config
+from refiner.model import RefinerModel, tokenizer_config
 from tests.conftest import build_tiny_tokenizer
 from training.corpus import FORMAT
 
@@ -94,12 +93,8 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with a ``training.json`` that says a CPU trained them."""
     root = tmp_path_factory.mktemp("bench-models")
     tok = build_tiny_tokenizer()
-    sp = special_ids(tok)
     torch.manual_seed(0)
-    refiner = RefinerModel(refiner_config("tiny", vocab_size=len(tok), mask_token_id=sp.mask,
-                                          pad_token_id=sp.pad, eos_token_id=sp.eos,
-                                          filler_token_id=sp.filler,
-                                          max_position_embeddings=CONTEXT))
+    refiner = RefinerModel(tokenizer_config("tiny", tok, max_position_embeddings=CONTEXT))
     drafter = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=CONTEXT,

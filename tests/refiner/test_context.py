@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-from backends.tokens import special_ids
 from refiner.editing import SpanEdit, fill_spans, infill_variable, plan_windows, split_room
-from refiner.model import RefinerModel, refiner_config
+from refiner.model import RefinerModel, refiner_config, tokenizer_config
 from refiner.predictor import HFMaskPredictor, native_predictor
 from refiner.sampler import SamplerConfig
 from refiner.scoring import fit_chunks, token_scores, window_scores
@@ -125,11 +124,8 @@ def test_split_room() -> None:
 
 
 def test_text_refiner_on_a_long_text_stays_within_the_context(tiny_tokenizer) -> None:
-    sp = special_ids(tiny_tokenizer)
     torch.manual_seed(0)
-    cfg = refiner_config("tiny", vocab_size=len(tiny_tokenizer), mask_token_id=sp.mask, pad_token_id=sp.pad,
-                         eos_token_id=sp.eos, filler_token_id=sp.filler, max_position_embeddings=SMALL)
-    model = RefinerModel(cfg)
+    model = RefinerModel(tokenizer_config("tiny", tiny_tokenizer, max_position_embeddings=SMALL))
     rec = Recorder(model)
     refiner = TextRefiner(native_predictor(model), tiny_tokenizer)
     text = "def add(a, b):\n    return a + b\n" * 20

@@ -7,9 +7,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from backends.tokens import special_ids
 from drafter import Drafter
-from refiner.model import RefinerModel, refiner_config
+from refiner.model import RefinerModel, tokenizer_config
 from refiner.predictor import native_predictor
 from refiner.text import TextRefiner
 from tests.drafter.conftest import PositionRecorder
@@ -29,10 +28,7 @@ def small_models(shared_tokenizer) -> tuple[Drafter, PositionRecorder, TextRefin
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=SMALL,
                       initializer_range=0.5, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     drafter = Drafter(LlamaForCausalLM(cfg).eval(), tok, name="small-drafter")
-    sp = special_ids(tok)
-    model = RefinerModel(refiner_config("tiny", vocab_size=len(tok), mask_token_id=sp.mask, pad_token_id=sp.pad,
-                                        eos_token_id=sp.eos, filler_token_id=sp.filler,
-                                        max_position_embeddings=SMALL))
+    model = RefinerModel(tokenizer_config("tiny", tok, max_position_embeddings=SMALL))
     refiner = TextRefiner(native_predictor(model), tok)
     return drafter, PositionRecorder(drafter.model), refiner, Recorder(model)
 
