@@ -90,16 +90,14 @@ class ModelHandler:
 
     ``engines`` needs ``refiner`` (a :class:`refiner.text.TextRefiner`) and ``drafter``
     (a :class:`drafter.Drafter`, or None: then items that need one fail with an item error).
-    ``served_model_name``: the model id of an answer whose request names none, as the HTTP
-    app's setting of that name (default: :data:`~workflows.engine.responses.SERVED_MODEL_NAME`).
+    An answer whose request names no model names the HTTP app's default
+    (:data:`~workflows.engine.responses.SERVED_MODEL_NAME`).
     """
 
-    def __init__(self, engines: Any, served_model_name: str | None = None) -> None:
+    def __init__(self, engines: Any) -> None:
         from workflows.engine import Pipelines
-        from workflows.engine.responses import SERVED_MODEL_NAME
 
         self.pipelines = Pipelines(engines.refiner, engines.drafter)
-        self.served_model_name = served_model_name or SERVED_MODEL_NAME
         self.routes: dict[str, Callable[[Any, Checkpoint], dict[str, Any]]] = {
             "/v1/revise": self._revise,
             "/v1/repair": self._repair,
@@ -124,7 +122,9 @@ class ModelHandler:
         return self.routes[item.url](body, checkpoint)
 
     def _model_name(self, body: Any) -> str:
-        return str(getattr(body, "model", None) or self.served_model_name)
+        from workflows.engine.responses import SERVED_MODEL_NAME
+
+        return str(getattr(body, "model", None) or SERVED_MODEL_NAME)
 
     def _edit_answer(self, body: Any, out: Any) -> dict[str, Any]:
         from workflows.engine.responses import edit_response
