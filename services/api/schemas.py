@@ -14,8 +14,8 @@ definition of every field, bound and default for the HTTP API, batch lines and t
 Static bounds sit on the fields; the operator's limits (:class:`workflows.limits.Limits`,
 configured in :class:`services.api.settings.Settings`) are applied by each model's
 ``check(limits)`` and written into the published OpenAPI document by
-:func:`workflows.limits.document_limits`. The response models are in
-:mod:`services.api.responses`.
+:func:`workflows.limits.document_limits`. The response models and their builders are in
+:mod:`workflows.engine.responses`, shared with the Serve replicas and the batch worker.
 """
 
 from __future__ import annotations
