@@ -141,7 +141,8 @@ def _alternate(
 def _refiner_forward(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     eager, _ = load_predictor(path)
     onnx = onnx_predictor(eager, path, threads=args.threads)  # as load_onnx_predictor, with threads
-    vocab = int(eager.model.config.vocab_size)
+    config: Any = eager.model.config  # a transformers config behind the nn.Module type
+    vocab = int(config.vocab_size)
     gen = torch.Generator().manual_seed(args.seed)
     ids = torch.randint(0, vocab, (args.batch, args.seq_len), generator=gen)
     mask = torch.ones_like(ids)

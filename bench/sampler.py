@@ -112,7 +112,8 @@ def _accuracy(cases: list[tuple[list[int], SpanEdit]], filled: list[list[int]]) 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     pred, tok, name = _load(args)
     pad = pred.special.pad if pred.special and pred.special.pad is not None else 0
-    vocab = int(pred.model.config.vocab_size)
+    config: Any = pred.model.config  # a transformers config behind the nn.Module type
+    vocab = int(config.vocab_size)
     max_len = pred.max_length or 4096
     context = min(args.context, (max_len - args.span) // 2)
     docs = _documents(args, tok, 2 * context + args.span, vocab)

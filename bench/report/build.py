@@ -119,8 +119,8 @@ def _header(entries: list[_Entry], results: Path) -> str:
         summary = f"{met} of {len(known)}" if known else "no targets"
         if len(known) < len(e.verdicts):
             summary += f" ({len(e.verdicts) - len(known)} not measured)"
-        measured = e.result.measured
-        rows.append((f"[{e.name}](#{e.name})", f"{measured.date[:10]}, {measured.commit[:10]}", summary))
+        when = e.result.measured
+        rows.append((f"[{e.name}](#{e.name})", f"{when.date[:10]}, {when.commit[:10]}", summary))
     lines += ["", table(("benchmark", "measured", "targets met"), rows)]
     return "\n".join(lines)
 

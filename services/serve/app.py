@@ -30,6 +30,7 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
+from backends import Backend
 from services.api.settings import Limits, Settings
 from services.serve.replicas import (
     DrafterReplica,
@@ -138,7 +139,7 @@ class _ModelDeployment:
 class Drafter(_ModelDeployment):
     replica: DrafterReplica
 
-    def __init__(self, path: str | None, backend: str, device: str, threads: int, max_pending: int,
+    def __init__(self, path: str | None, backend: Backend, device: str, threads: int, max_pending: int,
                  queue_timeout_s: float, log_level: str = "info") -> None:
         from workflows.engines import load_drafter
 
@@ -163,7 +164,7 @@ class Drafter(_ModelDeployment):
 class Refiner(_ModelDeployment):
     replica: RefinerReplica
 
-    def __init__(self, path: str | None, backend: str, device: str, threads: int, max_pending: int,
+    def __init__(self, path: str | None, backend: Backend, device: str, threads: int, max_pending: int,
                  queue_timeout_s: float, log_level: str = "info") -> None:
         from workflows.engines import load_refiner
 
