@@ -37,6 +37,7 @@ class SamplerConfig:
     block_length: int | None = None  # semi-AR block size in editable tokens; None = one block
     remasking: str = "low_confidence"  # which masked positions commit first
     threshold: float | None = None  # commit every position above this probability; None = even
+    factor: float | None = None  # Fast-dLLM's factor rule: commit the n likeliest while (n+1)(1-p_n) < factor
     temperature: float = 0.0  # 0 = greedy; > 0 samples with float64 Gumbel noise
     top_k: int | None = None  # sample only among the k most likely tokens
     top_p: float | None = None  # nucleus sampling mass
@@ -56,6 +57,8 @@ class SamplerConfig:
             raise ValueError(f"block_length must be positive, got {self.block_length}")
         if self.remasking not in REMASKING:
             raise ValueError(f"remasking must be one of {REMASKING}, got {self.remasking!r}")
+        if self.factor is not None and not self.factor > 0:
+            raise ValueError(f"factor must be positive, got {self.factor}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
         if self.temperature < 0:
@@ -210,7 +213,8 @@ class _Run:
         scores = confidence_scores(probs, proposal, cfg.remasking, self.gen)
         quota = torch.ceil(still_masked.sum(1).float() / steps_left).long()
         # threshold mode still honours the step budget: at least the even-schedule quota
-        commit = select_commits(scores, still_masked, k=quota, threshold=cfg.threshold, probs_of_chosen=p_chosen)
+        commit = select_commits(scores, still_masked, k=quota, threshold=cfg.threshold, probs_of_chosen=p_chosen,
+                                factor=cfg.factor)
         tokens = torch.where(commit, proposal, row_ids.gather(1, positions))
         masked = still_masked & ~commit
         if cfg.correction_threshold is not None:

@@ -107,14 +107,17 @@ def select_commits(
     k: torch.Tensor | None = None,
     threshold: float | None = None,
     probs_of_chosen: torch.Tensor | None = None,
+    factor: float | None = None,
 ) -> torch.Tensor:
     """Which candidate positions to commit this step.
 
     scores, candidates: (B, L); k: (B,) counts for the even schedule; with ``threshold``
     every candidate whose chosen-token probability exceeds it is committed, and at least
     the best-scoring candidate per row (the Fast-dLLM rule, so every step makes progress);
-    with both, at least the k best as well, so a step budget still bounds the passes.
-    -> (B, L) bool, a subset of candidates.
+    with ``factor`` f, the n most probable candidates for the largest n with
+    (n + 1) * (1 - p_n) < f, p_n the n-th highest probability (Fast-dLLM's factor rule: many
+    tokens when all are likely, one when none is); with k as well, at least the k best, so a
+    step budget still bounds the passes. -> (B, L) bool, a subset of candidates.
     """
     neg = torch.finfo(scores.dtype).min
     masked_scores = scores.masked_fill(~candidates, neg)
@@ -128,9 +131,25 @@ def select_commits(
     if k is not None:
         k_eff = torch.minimum(k, candidates.sum(1)).clamp_min(1)
         quota = candidates & (rank < k_eff[:, None])
+    p = probs_of_chosen if probs_of_chosen is not None else scores
+    if factor is not None:
+        quota = quota | _factor_commits(p, candidates, factor)
     if threshold is not None:
-        p = probs_of_chosen if probs_of_chosen is not None else scores
         return (candidates & (p > threshold)) | quota
-    if k is None:
-        raise ValueError("select_commits needs either k or threshold")
+    if k is None and factor is None:
+        raise ValueError("select_commits needs k, threshold or factor")
     return quota
+
+
+def _factor_commits(p: torch.Tensor, candidates: torch.Tensor, factor: float) -> torch.Tensor:
+    """The n most probable candidates per row, n the largest with (n + 1) * (1 - p_n) < factor.
+
+    Sorted descending, 1 - p_n grows with n as n + 1 does, so the condition holds for a
+    prefix of the order and n is the length of that prefix.
+    """
+    p = p.masked_fill(~candidates, 0.0)
+    ranked, order = p.sort(dim=1, descending=True, stable=True)
+    n = torch.arange(1, p.shape[1] + 1, device=p.device)
+    ok = ((n + 1) * (1.0 - ranked) < factor) & (ranked > 0)
+    take = ok.long().cumprod(dim=1).bool()  # the prefix where the condition holds
+    return candidates & torch.zeros_like(take).scatter(1, order, take)

@@ -177,3 +177,16 @@ def test_cached_sampler_keeps_context_and_fills_every_mask():
     assert torch.equal(res.ids[~ed], ids[~ed])
     assert not (res.ids == pred.mask_token_id).any()
     assert res.nfe <= 16
+
+
+def test_factor_rule_commits_many_when_confident_and_one_when_not():
+    ids, ed = _problem()
+    confident = FixedPredictor([20] * 8, [0.97] * 8)
+    res = denoise(confident, ids, ed, config=SamplerConfig(steps=64, factor=1.0))
+    # (n + 1) * 0.03 < 1 for every n up to the 4 masks: one pass
+    assert res.nfe == 1 and not (res.ids == MASK).any()
+    unsure = FixedPredictor([20] * 8, [0.3] * 8)
+    res = denoise(unsure, ids, ed, config=SamplerConfig(steps=64, factor=1.0))
+    assert res.nfe == 4  # 2 * 0.7 >= 1: one token per pass
+    with pytest.raises(ValueError, match="factor"):
+        SamplerConfig(factor=0.0)

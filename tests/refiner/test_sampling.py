@@ -86,3 +86,18 @@ def test_select_commits_ties_commit_exactly_k():
     cand = torch.ones(1, 6, dtype=torch.bool)
     assert select_commits(scores, cand, k=torch.tensor([1])).sum() == 1
     assert select_commits(scores, cand, threshold=0.9).sum() == 1
+
+
+def test_select_commits_factor_rule_takes_the_likely_prefix():
+    p = torch.tensor([[0.5, 0.99, 0.9, 0.95, 0.97]])
+    cand = torch.tensor([[True, True, True, True, False]])
+    # n=1: 2 * 0.01; n=2: 3 * 0.05; n=3: 4 * 0.1 = 0.4 < 1; n=4: 5 * 0.5 = 2.5: three commit,
+    # and the non-candidate 0.97 never does
+    out = select_commits(p, cand, factor=1.0, probs_of_chosen=p)
+    assert out.tolist() == [[False, True, True, True, False]]
+    # a strict factor: only n=1 holds (2 * 0.01 < 0.1; 3 * 0.05 is not)
+    assert select_commits(p, cand, factor=0.1, probs_of_chosen=p).tolist() == [[False, True, False, False, False]]
+    # nothing likely enough: still the best one, so every step makes progress
+    low = torch.tensor([[0.2, 0.3, 0.1, 0.25, 0.0]])
+    out = select_commits(low, cand, k=torch.tensor([1]), factor=1.0, probs_of_chosen=low)
+    assert out.tolist() == [[False, True, False, False, False]]
