@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from drafter.fim import FimPrompt
 from drafter.model import Drafter
 from drafter.outputs import Draft
 from drafter.params import GenerationParams
@@ -129,8 +130,23 @@ def fit_context(prefix: str, suffix: str, tokenizer: Any, budget: int) -> tuple[
 UNBOUNDED_CONTEXT_TOKENS = 1024
 
 
+@dataclass(frozen=True)
+class FittedPrompt:
+    """A hole's FIM prompt and the trimmed prefix and suffix it was built from."""
+
+    prefix: str
+    suffix: str
+    prompt: FimPrompt
+
+
 def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Drafter) -> tuple[str, str]:
-    """The prefix and suffix the drafter sees, nearest the hole first.
+    """The prefix and suffix the drafter sees, nearest the hole first (see :func:`draft_prompt`)."""
+    prompt = draft_prompt(prefix, suffix, params, drafter)
+    return prompt.prefix, prompt.suffix
+
+
+def draft_prompt(prefix: str, suffix: str, params: InfillParams, drafter: Drafter) -> FittedPrompt:
+    """The FIM prompt of a hole, its prefix and suffix trimmed to fit, nearest the hole first.
 
     The FIM prompt (control tokens, prefix, suffix) leaves room in the drafter's trained
     context for ``max_tokens`` of middle, or half the context if that is less (a longer
@@ -138,12 +154,13 @@ def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Draft
     when given. The default uses the whole context because that is what the model was
     trained on: a 512-token drafter fed 256 tokens sees half of what it could. The prompt is
     built and measured, since trimming counts the tokenizer's tokens and the prompt's
-    encoding can differ at the edges; whatever is returned makes a prompt that fits.
+    encoding can differ at the edges; the prompt measured last is the one returned.
     """
     ctx = drafter.context_length
     if not ctx:
         budget = params.context_tokens or UNBOUNDED_CONTEXT_TOKENS
-        return fit_context(prefix, suffix, drafter.tokenizer, budget)
+        prefix, suffix = fit_context(prefix, suffix, drafter.tokenizer, budget)
+        return FittedPrompt(prefix, suffix, drafter.fim_prompt(prefix, suffix))
     overhead = len(drafter.fim_prompt("", "").ids)
     limit = ctx - min(params.max_tokens, ctx // 2)  # longest prompt that leaves the middle its room
     if overhead >= limit:
@@ -155,9 +172,10 @@ def draft_context(prefix: str, suffix: str, params: InfillParams, drafter: Draft
     while True:
         # a retry trims what the last try kept (the nearest text), not the whole file again
         prefix, suffix = fit_context(prefix, suffix, drafter.tokenizer, budget)
-        used = len(drafter.fim_prompt(prefix, suffix).ids) - overhead  # the text's prompt tokens
+        prompt = drafter.fim_prompt(prefix, suffix)
+        used = len(prompt.ids) - overhead  # the text's prompt tokens
         if used <= limit - overhead or budget == 0:
-            return prefix, suffix
+            return FittedPrompt(prefix, suffix, prompt)
         # shrink by the measured ratio: text can take many more prompt tokens than counted ones
         budget = max(0, min(budget - 1, budget * (limit - overhead) // used))
 
@@ -171,13 +189,17 @@ def draft_many(items: list[tuple[str, str, InfillParams]], drafter: Drafter) -> 
     prompts, gps = [], []
     stop_ids: frozenset[int] = frozenset()
     for prefix, suffix, params in items:
-        prefix, suffix = draft_context(prefix, suffix, params, drafter)
-        prompt = drafter.fim_prompt(prefix, suffix)
+        prompt = draft_prompt(prefix, suffix, params, drafter).prompt
         prompts.append(prompt.ids)
         stop_ids = prompt.stop_ids  # the format's: the same for every row
-        gps.append(GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
-                                    top_p=params.top_p, stop=params.stop, seed=params.seed))
+        gps.append(generation_params(params))
     return drafter.generate_batch(prompts, gps, stop_ids=stop_ids) if prompts else []
+
+
+def generation_params(params: InfillParams) -> GenerationParams:
+    """The drafter's settings for a hole: every draft path (batched, streamed) uses these."""
+    return GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
+                            top_p=params.top_p, stop=params.stop, seed=params.seed)
 
 
 def ar_result(at: int, draft: Draft) -> InfillResult:

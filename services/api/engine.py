@@ -43,7 +43,14 @@ from workflows.engine import (
     infill_needs,
     revise_needs,
 )
-from workflows.infill import InfillParams, InfillResult, InfillToken, check_context, draft_context
+from workflows.infill import (
+    InfillParams,
+    InfillResult,
+    InfillToken,
+    check_context,
+    draft_prompt,
+    generation_params,
+)
 from workflows.repair import RepairParams, RepairResult
 from workflows.revise import ReviseParams, ReviseResult
 from workflows.rules import RuleSet
@@ -194,21 +201,16 @@ class LocalEngine:
         Same context trimming, prompt and generation parameters as the pipeline, so the
         streamed tokens add up to exactly the non-streamed answer.
         """
-        from drafter.params import GenerationParams
-
         d = self.pipelines.drafter
         check_context(prefix, suffix)
         if d is None:
             raise ValueError("mode 'ar' needs a drafter")
         at = len(prefix)
         audit = AuditRecord.start("infill", params, self.pipelines.refiner, d)
-        prefix, suffix = draft_context(prefix, suffix, params, d)
-        gp = GenerationParams(max_new_tokens=params.max_tokens, temperature=params.temperature,
-                              top_p=params.top_p, stop=params.stop, seed=params.seed)
+        prompt = draft_prompt(prefix, suffix, params, d).prompt
         tokens: list[InfillToken] = []
         with audit.timed("draft"):
-            prompt = d.fim_prompt(prefix, suffix)
-            stream = d.stream(prompt.ids, gp, stop_ids=prompt.stop_ids)
+            stream = d.stream(prompt.ids, generation_params(params), stop_ids=prompt.stop_ids)
             for tok in stream:
                 conf = math.exp(tok.logprob) if math.isfinite(tok.logprob) else 0.0
                 tokens.append(InfillToken(tok.text, conf, False))
