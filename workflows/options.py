@@ -59,6 +59,9 @@ DEFAULTS: dict[Kind, KindDefaults] = {
 }
 COMMIT_THRESHOLD = 0.9  # the same for every kind: a lower bar commits worse tokens, a higher one costs steps
 INFILL_MAX_TOKENS = 16  # OpenAI completions' default; a Mistral FIM request's null gets it too
+# the completion's confidence floor, measured with `remask bench quality` on held-out packages' code: see
+# bench/results/quality_infill.json for the exact-match / empty trade-off at each floor
+INFILL_MIN_CONFIDENCE = 0.0
 
 ModeOption = Annotated[Mode, Field(description="ar: the drafter alone; diffusion: the refiner alone (span length "
                                                "searched); hybrid: the drafter drafts, its weak tokens are re-masked "
@@ -119,6 +122,17 @@ class InfillParams(Denoising):
                                        "(the text nearest the cursor is kept): the draft's cost grows with it; null: "
                                        "the drafter's trained context less the prompt's control tokens and "
                                        "max_tokens (at most half the context) for the middle")
+    candidates: bool = Field(True, description="search several candidates, cut each to the cursor's scope (rest of "
+                             "the line mid-line; a statement or block at a line's start), drop those that add a "
+                             "syntax error and return the one both models score best; false: the models' single "
+                             "raw answer")
+    samples: int = Field(2, ge=0, le=8, description="candidates: sampled drafts besides the greedy one (ar, hybrid)")
+    min_confidence: float = Field(INFILL_MIN_CONFIDENCE, ge=0.0, le=1.0, description=(
+        "candidates: the confidence floor; below it the completion is empty (an editor prefers no suggestion to a "
+        "wrong one); 0 always answers"))
+    language: str | None = Field(None, max_length=32, description=(
+        "candidates: the file's language for the syntax check (python or a tree-sitter language: "
+        + ", ".join(TREE_SITTER_GRAMMARS) + "; another name skips the check); null: guessed from the file"))
 
 
 class ReviseParams(Denoising):
