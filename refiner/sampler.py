@@ -1,9 +1,10 @@
 """The denoising loop: fill the masked (editable) positions of a batch, never touch the rest.
 
 Each step runs the mask predictor on the whole batch, proposes a token for every masked
-position, and commits some of them: how many follows an even schedule over ``steps`` or a
-confidence threshold (at least one per row per step); which ones follows the remasking
-policy. With ``block_length`` the editable positions are denoised in semi-autoregressive
+position, and commits some of them: how many follows an even schedule over ``steps``, a
+confidence threshold or Fast-dLLM's factor rule (at least the schedule's share per row per
+step), and an early exit commits the rest of a block at once when every remaining position
+is confident enough; which ones follows the remasking policy. With ``block_length`` the editable positions are denoised in semi-autoregressive
 blocks, left to right. Optional self-correction re-masks committed tokens whose
 probability has since fallen below a second threshold.
 """
@@ -38,6 +39,7 @@ class SamplerConfig:
     remasking: str = "low_confidence"  # which masked positions commit first
     threshold: float | None = None  # commit every position above this probability; None = even
     factor: float | None = None  # Fast-dLLM's factor rule: commit the n likeliest while (n+1)(1-p_n) < factor
+    early_exit: float | None = None  # commit all of a block's remaining masks once every one's p is above this
     temperature: float = 0.0  # 0 = greedy; > 0 samples with float64 Gumbel noise
     top_k: int | None = None  # sample only among the k most likely tokens
     top_p: float | None = None  # nucleus sampling mass
@@ -57,8 +59,10 @@ class SamplerConfig:
             raise ValueError(f"block_length must be positive, got {self.block_length}")
         if self.remasking not in REMASKING:
             raise ValueError(f"remasking must be one of {REMASKING}, got {self.remasking!r}")
-        if self.factor is not None and not self.factor > 0:
-            raise ValueError(f"factor must be positive, got {self.factor}")
+        if self.factor is not None and not self.factor >= 0:  # 0: the rule never holds, so it is off
+            raise ValueError(f"factor must be >= 0, got {self.factor}")
+        if self.early_exit is not None and not 0.0 <= self.early_exit <= 1.0:
+            raise ValueError(f"early_exit must lie in [0, 1], got {self.early_exit}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
         if self.temperature < 0:
@@ -214,7 +218,7 @@ class _Run:
         quota = torch.ceil(still_masked.sum(1).float() / steps_left).long()
         # threshold mode still honours the step budget: at least the even-schedule quota
         commit = select_commits(scores, still_masked, k=quota, threshold=cfg.threshold, probs_of_chosen=p_chosen,
-                                factor=cfg.factor)
+                                factor=cfg.factor, early_exit=cfg.early_exit)
         tokens = torch.where(commit, proposal, row_ids.gather(1, positions))
         masked = still_masked & ~commit
         if cfg.correction_threshold is not None:

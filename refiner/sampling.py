@@ -108,6 +108,7 @@ def select_commits(
     threshold: float | None = None,
     probs_of_chosen: torch.Tensor | None = None,
     factor: float | None = None,
+    early_exit: float | None = None,
 ) -> torch.Tensor:
     """Which candidate positions to commit this step.
 
@@ -117,7 +118,9 @@ def select_commits(
     with ``factor`` f, the n most probable candidates for the largest n with
     (n + 1) * (1 - p_n) < f, p_n the n-th highest probability (Fast-dLLM's factor rule: many
     tokens when all are likely, one when none is); with k as well, at least the k best, so a
-    step budget still bounds the passes. -> (B, L) bool, a subset of candidates.
+    step budget still bounds the passes; with ``early_exit`` e, a row whose every candidate's
+    chosen-token probability exceeds e commits all of them (the rest of its block in this
+    pass). -> (B, L) bool, a subset of candidates.
     """
     neg = torch.finfo(scores.dtype).min
     masked_scores = scores.masked_fill(~candidates, neg)
@@ -132,13 +135,20 @@ def select_commits(
         k_eff = torch.minimum(k, candidates.sum(1)).clamp_min(1)
         quota = candidates & (rank < k_eff[:, None])
     p = probs_of_chosen if probs_of_chosen is not None else scores
+    if k is None and factor is None and threshold is None:
+        raise ValueError("select_commits needs k, threshold or factor")
     if factor is not None:
         quota = quota | _factor_commits(p, candidates, factor)
     if threshold is not None:
-        return (candidates & (p > threshold)) | quota
-    if k is None and factor is None:
-        raise ValueError("select_commits needs k, threshold or factor")
+        quota = quota | (candidates & (p > threshold))
+    if early_exit is not None:
+        quota = quota | (candidates & _all_above(p, candidates, early_exit)[:, None])
     return quota
+
+
+def _all_above(p: torch.Tensor, candidates: torch.Tensor, bar: float) -> torch.Tensor:
+    """(B,) bool: every candidate of the row has p above ``bar`` (False for a row without any)."""
+    return (p > bar).logical_or(~candidates).all(dim=1) & candidates.any(dim=1)
 
 
 def _factor_commits(p: torch.Tensor, candidates: torch.Tensor, factor: float) -> torch.Tensor:

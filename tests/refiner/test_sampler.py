@@ -188,5 +188,22 @@ def test_factor_rule_commits_many_when_confident_and_one_when_not():
     unsure = FixedPredictor([20] * 8, [0.3] * 8)
     res = denoise(unsure, ids, ed, config=SamplerConfig(steps=64, factor=1.0))
     assert res.nfe == 4  # 2 * 0.7 >= 1: one token per pass
+    # factor 0: (n + 1) * (1 - p) < 0 never holds, so the rule is off: the step budget alone decides
+    res = denoise(confident, ids, ed, config=SamplerConfig(steps=4, factor=0.0))
+    assert res.nfe == 4
     with pytest.raises(ValueError, match="factor"):
-        SamplerConfig(factor=0.0)
+        SamplerConfig(factor=-0.5)
+
+
+def test_early_exit_commits_the_rest_of_the_block_once_all_are_above_the_bar():
+    ids, ed = _problem()
+    sure = FixedPredictor([20] * 8, [0.8] * 8)
+    # the even schedule alone takes a pass per mask; every mask is above 0.7 at the first pass
+    assert denoise(sure, ids, ed, config=SamplerConfig(steps=4)).nfe == 4
+    res = denoise(sure, ids, ed, config=SamplerConfig(steps=4, early_exit=0.7))
+    assert res.nfe == 1 and not (res.ids == MASK).any()
+    # one mask below the bar: no exit, the schedule goes on
+    mixed = FixedPredictor([20] * 8, [0.8, 0.8, 0.5, 0.8, 0.8, 0.8, 0.8, 0.8])
+    assert denoise(mixed, ids, ed, config=SamplerConfig(steps=4, early_exit=0.7)).nfe > 1
+    with pytest.raises(ValueError, match="early_exit"):
+        SamplerConfig(early_exit=1.5)

@@ -101,3 +101,12 @@ def test_select_commits_factor_rule_takes_the_likely_prefix():
     low = torch.tensor([[0.2, 0.3, 0.1, 0.25, 0.0]])
     out = select_commits(low, cand, k=torch.tensor([1]), factor=1.0, probs_of_chosen=low)
     assert out.tolist() == [[False, True, False, False, False]]
+
+
+def test_select_commits_early_exit_takes_a_row_whose_candidates_all_clear_the_bar():
+    p = torch.tensor([[0.6, 0.7, 0.8, 0.0], [0.6, 0.2, 0.9, 0.9]])
+    cand = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    out = select_commits(p, cand, k=torch.tensor([1, 1]), early_exit=0.5, probs_of_chosen=p)
+    # row 0: every candidate above 0.5 (the non-candidate's 0.0 does not count): all three commit;
+    # row 1: 0.2 is below, so only the even schedule's best one
+    assert out.tolist() == [[True, True, True, False], [False, False, True, False]]
