@@ -35,6 +35,9 @@ Kind = Literal["infill", "revise", "compliance", "repair"]
 # small offsets the pipelines add to it
 SEED_MAX = 2**53 - 1
 MAX_REWRITES = 64  # default budget of spans the refiner rewrites in one request
+# compliance: how much worse (mean log-probability per token) a rewrite's sentence may read than the
+# original's; at 0 no applied rewrite reads worse (`remask bench quality --only compliance` sweeps it)
+COMPLIANCE_MARGIN = 0.0
 
 
 @dataclass(frozen=True)
@@ -175,15 +178,18 @@ class ReviseParams(Denoising):
 class ComplianceParams(Denoising):
     """Per-request options of rule application, documented field by field."""
 
-    neighbours: int = Field(1, ge=0, le=4, description="tokens re-masked on each side of a pinned preferred term")
-    attempts: int = Field(3, ge=1, le=10, description="rewrites tried per banned phrase before it is deleted")
+    attempts: int = Field(2, ge=1, le=10, description="the refiner's rewrites of each span length: the first "
+                                                      "greedy, the others sampled")
+    fluency_margin: float = Field(COMPLIANCE_MARGIN, ge=0.0, le=10.0, description=(
+        "a rewrite is applied only when its sentence reads no worse than the original by more than this (mean "
+        "log-probability per token under the drafter); otherwise the finding is returned as needs review"))
     steps: Steps = DEFAULTS["compliance"].steps
     window: Window = 64
     seed: Seed = DEFAULTS["compliance"].seed
     max_chars: int = Field(1_000_000, ge=1, description="longer documents are refused")
     max_rewrites: int = Field(MAX_REWRITES, ge=0, le=1024, description=(
-        "most spans the refiner rewrites (banned phrases first, in text order, then the neighbours of preferred "
-        "terms); a banned phrase beyond it is deleted and its rule reported in `unresolved`"))
+        "most banned-phrase findings (in text order) that get candidate rewrites; one beyond it is returned as "
+        "needs review, unchanged"))
 
 
 class RepairParams(Denoising):
