@@ -198,6 +198,9 @@ class CompletionRequest(_Infill):
     user: str | None = Field(None, description="end-user id for the caller's own bookkeeping; not used")
     mode: Mode = option(InfillParams, "mode")
     steps: int = option(InfillParams, "steps")
+    candidates: bool = option(InfillParams, "candidates")
+    min_confidence: float = option(InfillParams, "min_confidence")
+    language: str | None = option(InfillParams, "language")
 
     @field_validator("prompt")
     @classmethod
@@ -232,6 +235,9 @@ class FimRequest(_Infill):
     stream: Stream = False
     mode: Mode = option(InfillParams, "mode")
     steps: int = option(InfillParams, "steps")
+    candidates: bool = option(InfillParams, "candidates")
+    min_confidence: float = option(InfillParams, "min_confidence")
+    language: str | None = option(InfillParams, "language")
 
     @field_validator("max_tokens")
     @classmethod
