@@ -43,6 +43,12 @@ class RemaskInfo(BaseModel):
     changed: list[int] | None = Field(None, description="indices of the tokens the refiner changed")
     draft: str | None = Field(None, description="the drafter's text before refinement (ar, hybrid)")
     nfe: int = Field(0, description="refiner forward passes")
+    confidence: float | None = Field(None, description="infill with candidates: the chosen completion's confidence "
+                                     "(both models' geometric-mean token probability); an empty completion fell "
+                                     "below min_confidence or had no candidate that kept the syntax")
+    syntax_check: str | None = Field(None, description="infill with candidates: 'checked', or 'skipped' where remask "
+                                     "has no parser for the file's language")
+    candidates: int | None = Field(None, description="infill with candidates: distinct candidates that kept the syntax")
     queue_ms: float = Field(0.0, description="time spent waiting for a model")
     run_ms: float = Field(0.0, description="time the pipeline ran")
     audit: dict[str, Any] | None = Field(None, description="models with weight hashes, parameters, seed, timings")
@@ -154,6 +160,8 @@ def remask_info(out: Outcome[Any]) -> RemaskInfo:
         info.mode, info.start, info.end, info.draft = r.mode, r.start, r.end, r.draft
         info.tokens = [TokenInfo(text=t.text, confidence=round(t.confidence, 5), changed=t.changed) for t in r.tokens]
         info.changed = r.changed
+        if r.syntax_check is not None:  # the candidate search ran
+            info.confidence, info.syntax_check, info.candidates = r.confidence, r.syntax_check, r.candidates
     return info
 
 
