@@ -81,6 +81,9 @@ class ExportMeta:
     opset: int = OPSET
     torch_version: str = torch.__version__
     exporter: str = EXPORTER
+    # how attention is written in the graph: "standard" ONNX ops (what exports without this
+    # field used), or the name of a runtime's fused operator
+    attention: str = "standard"
 
     @classmethod
     def read(cls, path: Path) -> ExportMeta | None:

@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, Pre
 from transformers.modeling_outputs import MaskedLMOutput
 
 from backends.tokens import special_ids
+from refiner.onnx_attention import fused_attention
 
 MODEL_TYPE = "remask_refiner"
 
@@ -180,6 +181,10 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         """q (B, nh, Tq, hd) over k, v (B, nh, Tk, hd) -> (B, Tq, C)."""
         # bidirectional: the only mask hides padding keys; key_mask is (B, 1, 1, Tk) bool
+        if torch.onnx.is_in_onnx_export():
+            # traced for ONNX: one fused attention node, not ops over the whole score matrix
+            fused: torch.Tensor = self.o_proj(fused_attention(q, k, v, key_mask, self.n_head))
+            return fused
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=False)
         b, _, tq, _ = q.shape
         out: torch.Tensor = self.o_proj(y.transpose(1, 2).reshape(b, tq, -1))  # (B, Tq, C)

@@ -6,6 +6,11 @@ it (the length check, the Dream shift, special ids) stays in Python in
 :class:`OnnxMaskPredictor`, which satisfies the :class:`~refiner.predictor.MaskPredictor`
 protocol, so the sampler and the editing code cannot tell the two backends apart.
 
+Attention is exported as ONNX Runtime's fused ``com.microsoft.MultiHeadAttention`` node (see
+:mod:`refiner.onnx_attention`): written with standard ops it computed the whole score matrix
+op by op and made long inputs slow. Models other than the native refiner keep whatever their
+tracing gives.
+
 Tracing freezes Python branches at the values of the example input. Models commonly skip
 their attention mask when it is all ones (the native refiner does), so the example input
 always has padding: the traced graph then always applies the mask, which is exact for unpadded
@@ -15,6 +20,7 @@ inputs too. Each new export is compared with eager PyTorch on probe inputs befor
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -38,12 +44,15 @@ from backends.onnx_runtime import (
     weights_digest,
 )
 from backends.tokens import SpecialIds
+from refiner.model import MODEL_TYPE
+from refiner.onnx_attention import ORT_DOMAIN
 from refiner.predictor import HFMaskPredictor, Kind, load_predictor
 
 log = logging.getLogger(__name__)
 
 KIND = "refiner"
 VARIANT = "mask_predictor"  # (input_ids, attention_mask) -> logits, unshifted
+FUSED_ATTENTION = f"{ORT_DOMAIN}.MultiHeadAttention"  # the native refiner's (refiner.onnx_attention)
 PARITY_ATOL = 1e-3  # float32 ONNX vs eager; observed differences are ~1e-6
 
 
@@ -61,7 +70,9 @@ class _LogitsGraph(nn.Module):
         else:
             out = self.model(input_ids=input_ids)
         logits: torch.Tensor = out.logits  # (B, L, V)
-        return logits.float()
+        # a float32 model's logits go out as they are: a traced no-op cast would stay in the
+        # graph as a copy of the whole (B, L, V) output
+        return logits if logits.dtype == torch.float32 else logits.float()
 
 
 def _probe_inputs(
@@ -121,7 +132,18 @@ def export_predictor(predictor: HFMaskPredictor, path: Path) -> None:
 
 def export_meta(model_dir: str | os.PathLike[str]) -> ExportMeta:
     """The metadata a fresh refiner export of ``model_dir`` must carry."""
-    return ExportMeta(kind=KIND, variant=VARIANT, source_sha256=weights_digest(model_dir))
+    return ExportMeta(kind=KIND, variant=VARIANT, source_sha256=weights_digest(model_dir),
+                      attention=_attention(model_dir))
+
+
+def _attention(model_dir: str | os.PathLike[str]) -> str:
+    """How the checkpoint's attention is exported: fused for the native refiner, whatever
+    tracing gives ("standard" ops) for other architectures."""
+    try:
+        model_type = json.loads((Path(model_dir) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError):
+        return "standard"
+    return FUSED_ATTENTION if model_type == MODEL_TYPE else "standard"
 
 
 def ensure_export(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 pytest.importorskip("onnxruntime")
 from backends import onnx_runtime as ort_backend
 from backends.onnx_runtime import ExportMeta, cached_export, providers_for, session_options
-from refiner.onnx_backend import load_onnx_predictor
+from refiner.onnx_backend import export_meta, load_onnx_predictor
 from refiner.predictor import load_predictor
 from tests.onnx.conftest import save_tiny_refiner
 
@@ -58,7 +59,7 @@ def test_new_weights_make_the_export_stale(tmp_path: Path) -> None:
     assert float((onnx(ids, mask) - eager(ids, mask)).abs().max()) < 1e-3
 
 
-@pytest.mark.parametrize("field", ["torch_version", "opset", "variant"])
+@pytest.mark.parametrize("field", ["torch_version", "opset", "variant", "attention"])
 def test_other_builds_are_stale(tmp_path: Path, field: str) -> None:
     root = save_tiny_refiner(tmp_path)
     load_onnx_predictor(root)
@@ -66,11 +67,24 @@ def test_other_builds_are_stale(tmp_path: Path, field: str) -> None:
     meta = json.loads(meta_file.read_text())
     meta[field] = 1 if field == "opset" else "something else"
     meta_file.write_text(json.dumps(meta))
-    sha = meta["source_sha256"]
-    expected = ExportMeta(kind="refiner", variant="mask_predictor", source_sha256=sha)
+    expected = export_meta(root)
+    assert expected.attention == "com.microsoft.MultiHeadAttention"
     assert not ort_backend.is_fresh(root, expected)
     load_onnx_predictor(root)
     assert ort_backend.is_fresh(root, expected)
+
+
+def test_an_export_from_before_fused_attention_is_stale(tmp_path: Path) -> None:
+    """export.json files written before the attention field read as "standard" attention, so
+    the native refiner's old unfused graphs are rebuilt."""
+    root = save_tiny_refiner(tmp_path)
+    load_onnx_predictor(root)
+    meta_file = root / "onnx" / "export.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["attention"]
+    meta_file.write_text(json.dumps(meta))
+    assert ExportMeta.read(meta_file) == replace(export_meta(root), attention="standard")
+    assert not ort_backend.is_fresh(root, export_meta(root))
 
 
 def test_a_failed_export_leaves_the_old_one(tmp_path: Path) -> None:
