@@ -2,7 +2,9 @@
 
 - infill: single-line and multi-line holes cut from held-out Python files, filled in each
   mode (ar, diffusion, hybrid): exact match (as cut, and after whitespace normalisation),
-  share of files that still parse, mean and median latency. The holes come from the files
+  share of whole files that still parse, share answered empty, mean and median latency, and
+  the exact-match / empty trade-off of confidence floors (``--raw-infill``: the models' raw
+  answers, without the candidate search, for comparison). The holes come from the files
   of whole held-out packages (``--infill-split held_out_packages``, code the models never
   saw), spread over the packages and files, a few holes per file at most;
 - repair_code: held-out Python functions with 1-3 syntax-breaking corruptions: share that
@@ -55,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="infill modes to measure (default: all three)")
     p.add_argument("--repair-cases", type=int, default=24)
     p.add_argument("--prose-cases", type=int, default=16)
+    p.add_argument("--raw-infill", action="store_true",
+                   help="infill without the candidate search (the models' single raw answer), for comparison")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", choices=["infill", "repair_code", "repair_prose"], action="append",
                    help="run only these parts (repeatable)")
@@ -110,15 +114,24 @@ def _source_parses(code: str) -> bool:
 
 @dataclass(frozen=True)
 class InfillCase:
-    prefix: str
+    prefix: str  # the context handed to infill: the text before the hole, trimmed to PREFIX_CHARS
     middle: str  # the text cut out: what a perfect infill inserts
-    suffix: str
+    suffix: str  # the text after the hole, trimmed to SUFFIX_CHARS
     doc_id: str = ""  # the corpus document it was cut from
     package: str = ""  # that document's distribution ("" outside packages)
+    file_prefix: str | None = None  # the whole file before the hole (None: ``prefix`` is all of it)
+    file_suffix: str | None = None  # the whole file after it
+
+    def file_with(self, text: str) -> str:
+        """The whole file with ``text`` in the hole: whether *this* parses is what an editor's user sees."""
+        before = self.prefix if self.file_prefix is None else self.file_prefix
+        after = self.suffix if self.file_suffix is None else self.file_suffix
+        return before + text + after
 
 
-def _hole(src: list[str], i: int, k: int) -> tuple[str, str, str]:
-    """(prefix, middle, suffix) for lines ``i .. i+k-1`` of ``src`` (lines with their ends).
+def _whole_hole(src: list[str], i: int, k: int) -> tuple[str, str, str]:
+    """(prefix, middle, suffix) for lines ``i .. i+k-1`` of ``src`` (lines with their ends),
+    the prefix and suffix untrimmed.
 
     The hole starts after the first line's indentation, as an editor's cursor would.
     """
@@ -126,6 +139,12 @@ def _hole(src: list[str], i: int, k: int) -> tuple[str, str, str]:
     prefix = "".join(src[:i]) + src[i][:indent]
     middle = "".join(src[i:i + k])[indent:].rstrip("\n")
     suffix = "\n" + "".join(src[i + k:])
+    return prefix, middle, suffix
+
+
+def _hole(src: list[str], i: int, k: int) -> tuple[str, str, str]:
+    """:func:`_whole_hole` with the prefix and suffix trimmed to the context handed to infill."""
+    prefix, middle, suffix = _whole_hole(src, i, k)
     return prefix[-PREFIX_CHARS:], middle, suffix[:SUFFIX_CHARS]
 
 
@@ -186,7 +205,9 @@ def spread_infill_cases(docs: Sequence[Any], n: int, lines: tuple[int, int], rng
                 continue
             i = rng.choice(cands)
             taken[doc.id].update(range(i, i + k))
-            out.append(InfillCase(*_hole(src, i, k), doc_id=doc.id, package=package))
+            prefix, middle, suffix = _whole_hole(src, i, k)
+            out.append(InfillCase(prefix[-PREFIX_CHARS:], middle, suffix[:SUFFIX_CHARS], doc_id=doc.id,
+                                  package=package, file_prefix=prefix, file_suffix=suffix))
             if len(out) >= n:
                 break
     if len(out) < n:
@@ -214,15 +235,81 @@ def draw_summary(cases: Sequence[InfillCase]) -> dict[str, Any]:
             "packages": dict(sorted(Counter(c.package or "(none)" for c in cases).items()))}
 
 
+FLOORS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)  # confidence floors whose exact-match / empty trade-off is reported
+
+
+@dataclass
+class _Answer:
+    """One case's answer in one mode, kept so every confidence floor can be judged afterwards."""
+
+    exact: bool
+    loose: bool  # exact after whitespace normalisation
+    parses: bool
+    empty: bool  # answered nothing
+    empty_parses: bool  # the file with the hole left empty (the answer below a floor)
+    confidence: float | None  # None: no candidate search (raw answers)
+    seconds: float
+
+    def at_floor(self, floor: float) -> tuple[bool, bool, bool, bool]:
+        """(exact, loose, parses, empty) once an answer below ``floor`` is emptied."""
+        if self.confidence is not None and self.confidence < floor:
+            return False, False, self.empty_parses, True
+        return self.exact, self.loose, self.parses, self.empty
+
+
+def _answer(case: InfillCase, res: Any, seconds: float) -> _Answer:
+    text = res.text
+    return _Answer(exact=bool(text.strip()) and text.strip() == case.middle.strip(),
+                   loose=bool(text.strip()) and normalise(text) == normalise(case.middle),
+                   parses=_parses(case.file_with(text)), empty=not text.strip(),
+                   empty_parses=_parses(case.file_with("")), confidence=getattr(res, "confidence", None),
+                   seconds=seconds)
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def _figures(answers: list[_Answer], floor: float) -> dict[str, Any]:
+    """A mode's figures on one kind of hole, answers below ``floor`` emptied."""
+    judged = [a.at_floor(floor) for a in answers]
+    n = len(answers)
+    return {"cases": n,
+            "exact_match": _pct(sum(j[0] for j in judged), n),
+            "exact_match_normalised": _pct(sum(j[1] for j in judged), n),
+            "parses": _pct(sum(j[2] for j in judged), n),
+            "empty": _pct(sum(j[3] for j in judged), n),
+            "mean_latency_ms": round(1000 * statistics.mean(a.seconds for a in answers), 1),
+            "p50_latency_ms": round(1000 * statistics.median(a.seconds for a in answers), 1)}
+
+
+def _tradeoff(answers: list[_Answer]) -> dict[str, dict[str, float]]:
+    """Exact match, parse share and empty share at each of FLOORS: what a floor buys and costs."""
+    out = {}
+    for floor in FLOORS:
+        f = _figures(answers, floor)
+        out[f"{floor:g}"] = {k: f[k] for k in ("exact_match", "parses", "empty")}
+    return out
+
+
 def run_infill(cases: dict[str, list[InfillCase]], refiner: Any, drafter: Any, seed: int,
-               modes: Sequence[str] = MODES) -> dict[str, Any]:
+               modes: Sequence[str] = MODES, candidates: bool = True) -> dict[str, Any]:
     """Each case in every mode in turn (after one untimed call per mode), so a busy shared
-    CPU slows the modes alike and the latency ratios between them hold."""
+    CPU slows the modes alike and the latency ratios between them hold.
+
+    With ``candidates`` (the default) every answer comes with its confidence: the requests
+    ask for a floor of 0, and the figures apply the default floor afterwards, so one run also
+    gives the exact-match / empty trade-off of every floor in FLOORS (``floors``). The share
+    whose file parses is judged on the whole file the hole was cut from, not the trimmed
+    context handed to infill (which seldom parses on its own).
+    """
     from workflows.infill import InfillParams, infill
+
+    floor = InfillParams().min_confidence
 
     def params(mode: str, kind: str) -> Any:
         return InfillParams(mode=mode, max_tokens=32 if kind == "single_line" else 96, seed=seed,
-                            stop=["\n"] if kind == "single_line" else [])
+                            stop=["\n"] if kind == "single_line" else [], candidates=candidates, min_confidence=0.0)
 
     out: dict[str, Any] = {mode: {} for mode in modes}
     first = next((c for items in cases.values() for c in items), None)
@@ -233,27 +320,18 @@ def run_infill(cases: dict[str, list[InfillCase]], refiner: Any, drafter: Any, s
     for kind, items in cases.items():
         if not items:
             continue
-        exact = dict.fromkeys(modes, 0)
-        loose = dict.fromkeys(modes, 0)
-        parse = dict.fromkeys(modes, 0)
-        lat: dict[str, list[float]] = {m: [] for m in modes}
+        answers: dict[str, list[_Answer]] = {m: [] for m in modes}
         for done, case in enumerate(items):
             if done and done % PROGRESS_EVERY == 0:  # a default run takes many minutes on a CPU
                 print(f"bench quality: {kind} {done}/{len(items)}", file=sys.stderr, flush=True)
             for mode in modes:
                 t0 = time.perf_counter()
                 res = infill(case.prefix, case.suffix, params(mode, kind), refiner, drafter)
-                lat[mode].append(time.perf_counter() - t0)
-                exact[mode] += res.text.strip() == case.middle.strip()
-                loose[mode] += normalise(res.text) == normalise(case.middle)
-                parse[mode] += _parses(case.prefix + res.text + case.suffix)
+                answers[mode].append(_answer(case, res, time.perf_counter() - t0))
         for mode in modes:
-            out[mode][kind] = {"cases": len(items),
-                               "exact_match": round(100 * exact[mode] / len(items), 1),
-                               "exact_match_normalised": round(100 * loose[mode] / len(items), 1),
-                               "parses": round(100 * parse[mode] / len(items), 1),
-                               "mean_latency_ms": round(1000 * statistics.mean(lat[mode]), 1),
-                               "p50_latency_ms": round(1000 * statistics.median(lat[mode]), 1)}
+            out[mode][kind] = _figures(answers[mode], floor)
+            if candidates:
+                out[mode][kind]["floors"] = _tradeoff(answers[mode])
     return out
 
 
@@ -414,7 +492,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  for kind in HOLE_LINES}
         out["infill_split"] = split
         out["infill_draw"] = {kind: draw_summary(items) for kind, items in cases.items()}
-        out["infill"] = run_infill(cases, refiner, drafter, args.seed, tuple(args.modes))
+        out["infill"] = run_infill(cases, refiner, drafter, args.seed, tuple(args.modes), not args.raw_infill)
+        if not args.raw_infill:
+            from workflows.options import InfillParams
+
+            out["infill_min_confidence"] = InfillParams().min_confidence  # the floor the figures apply
     if "repair_code" in only:
         out["repair_code"] = run_repair_code(held_out(args.corpus, "code"), args.repair_cases,
                                              refiner, rng("repair_code"))

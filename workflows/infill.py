@@ -45,6 +45,9 @@ class InfillResult:
     draft: str | None = None  # the drafter's text before refinement (ar, hybrid)
     nfe: int = 0  # refiner forward passes
     audit: AuditRecord | None = None
+    confidence: float | None = None  # the best candidate's joint score as a probability (None: no search)
+    syntax_check: str | None = None  # "checked" or "skipped" (no parser for the language); None: no search
+    candidates: int = 0  # distinct candidates that kept the file's syntax
 
     @property
     def changed(self) -> list[int]:
@@ -55,7 +58,8 @@ class InfillResult:
 SnapshotFn = Callable[[str], None]
 
 
-def _sampler(p: InfillParams) -> SamplerConfig:
+def sampler_config(p: InfillParams) -> SamplerConfig:
+    """The refiner's sampler settings of an infill request."""
     return SamplerConfig(steps=p.steps, threshold=p.threshold, temperature=p.temperature,
                          top_p=p.top_p if p.top_p < 1 else None, seed=p.seed, cache=p.cache)
 
@@ -90,6 +94,14 @@ def infill(
     if params.mode in ("ar", "hybrid") and drafter is None:
         raise ValueError(f"mode {params.mode!r} needs a drafter")
     audit = AuditRecord.start("infill", params, refiner, drafter)
+    if params.candidates:
+        from workflows.completion import complete  # the search builds on this module's drafting and refinement
+
+        res = complete(prefix, suffix, params, refiner, drafter, audit)
+        res.audit = audit
+        if on_snapshot is not None:
+            on_snapshot(res.text)
+        return res
     at = len(prefix)
     if drafter is None or params.mode == "diffusion":  # the other modes were refused without a drafter
         with audit.timed("refine"):
@@ -209,16 +221,21 @@ def ar_result(at: int, draft: Draft) -> InfillResult:
     return InfillResult(draft.text, at, at, "ar", tokens, draft=draft.text)
 
 
-def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefiner,
-               on_snapshot: SnapshotFn | None) -> InfillResult:
-    left, _ = refiner.encode(prefix)
-    right, _ = refiner.encode(suffix)
+def diffusion_lengths(params: InfillParams, refiner: TextRefiner) -> list[int]:
+    """The span lengths diffusion mode tries: a quarter, half and all of ``max_tokens``."""
     n = params.max_tokens
     max_len = refiner.max_length
     if max_len is not None:  # the span and its context share the model's context: keep half for context
         n = min(n, max(1, max_len // 2))
-    lengths = sorted({max(1, n // 4), max(1, n // 2), n})
-    ranked = refiner.fill_lengths(left, right, lengths, _sampler(params), params.window)
+    return sorted({max(1, n // 4), max(1, n // 2), n})
+
+
+def _diffusion(prefix: str, suffix: str, params: InfillParams, refiner: TextRefiner,
+               on_snapshot: SnapshotFn | None) -> InfillResult:
+    left, _ = refiner.encode(prefix)
+    right, _ = refiner.encode(suffix)
+    ranked = refiner.fill_lengths(left, right, diffusion_lengths(params, refiner), sampler_config(params),
+                                  params.window)
     best = ranked[0]
     tokens = [InfillToken(refiner.decode([t]), c, True) for t, c in zip(best.tokens, best.confidence)]
     at = len(prefix)
@@ -305,12 +322,12 @@ def refine_drafts(items: list[tuple[str, str, Draft, InfillParams]], refiner: Te
         if not plan.spans:
             results[i] = finish_hybrid(plan, None, refiner)
             continue
-        key = repr((_sampler(params), params.window))  # only identical settings share a run
+        key = repr((sampler_config(params), params.window))  # only identical settings share a run
         groups.setdefault(key, []).append((i, plan))
     for members in groups.values():
         params = items[members[0][0]][3]
         outs = refiner.fill([p.left + p.mid + p.right for _, p in members], [p.edits for _, p in members],
-                            _sampler(params), params.window)
+                            sampler_config(params), params.window)
         for (i, plan), out in zip(members, outs):
             results[i] = finish_hybrid(plan, out, refiner)
     return [r for r in results if r is not None]
@@ -342,7 +359,7 @@ def refine_draft(prefix: str, suffix: str, draft: Draft, params: InfillParams, r
         pieces.append(refiner.decode(mid[cursor:]))
         return "".join(pieces)
 
-    out = refiner.fill([plan.left + mid + plan.right], [plan.edits], _sampler(params), params.window,
+    out = refiner.fill([plan.left + mid + plan.right], [plan.edits], sampler_config(params), params.window,
                        on_step=_snapshots(refiner, on_snapshot, render))[0]
     res = finish_hybrid(plan, out, refiner)
     if on_snapshot is not None:
