@@ -38,6 +38,8 @@ MAX_REWRITES = 64  # default budget of spans the refiner rewrites in one request
 # compliance: how much worse (mean log-probability per token) a rewrite's sentence may read than the
 # original's; at 0 no applied rewrite reads worse (`remask bench quality --only compliance` sweeps it)
 COMPLIANCE_MARGIN = 0.0
+# a refiner rewrite may change what a sentence says: like a free revision, it must read clearly better
+REWRITE_GAIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,13 @@ class ReviseParams(Denoising):
                                                            "(pseudo-likelihood), in this many passes")
     language: str | None = Field(None, description="the text's language: 'prose', or a code language (python, ...) "
                                                    "which is never proofread; null: guessed")
-    spelling: bool = Field(True, description="no spans, prose: correct words the refiner's lexicon does not know to "
-                                             "a lexicon word one edit away, when context and frequency clearly "
-                                             "favour it")
-    word_order: bool = Field(True, description="no spans, prose: swap adjacent words when the lexicon's word pairs "
-                                               "clearly favour the swap")
+    spelling: bool = Field(True, description="no spans, prose: correct a word the English dictionary does not know "
+                                             "to a nearby dictionary word, when both models score the sentence "
+                                             "clearly higher with it")
+    word_order: bool = Field(True, description="no spans, prose: swap two adjacent words when both models score the "
+                                               "sentence clearly higher swapped")
+    missing_words: bool = Field(True, description="no spans, prose: insert the word the refiner expects between two "
+                                                  "words when both models score the sentence clearly higher with it")
     rewrite_prose: bool = Field(False, description="no spans, prose: also re-mask and denoise low-confidence spans "
                                                    "(code always is); off because a small refiner's prose rewrites "
                                                    "do more harm than good")
@@ -183,6 +187,9 @@ class ComplianceParams(Denoising):
     fluency_margin: float = Field(COMPLIANCE_MARGIN, ge=0.0, le=10.0, description=(
         "a rewrite is applied only when its sentence reads no worse than the original by more than this (mean "
         "log-probability per token under the drafter); otherwise the finding is returned as needs review"))
+    rewrite_gain: float = Field(REWRITE_GAIN, ge=0.0, le=10.0, description=(
+        "a refiner rewrite (tried when no deletion or preferred term reads well enough) is applied only when its "
+        "sentence reads better than the original by at least this"))
     steps: Steps = DEFAULTS["compliance"].steps
     window: Window = 64
     seed: Seed = DEFAULTS["compliance"].seed
