@@ -14,6 +14,7 @@ from typing import Any
 BENCHMARKS: dict[str, str] = {
     "sampler": "bench.sampler",
     "drafter": "bench.drafter",
+    "onnx_refiner": "bench.onnx_refiner",
     "quality": "bench.quality",
     "models": "bench.models",
     "queue": "bench.queue",
