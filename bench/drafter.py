@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from backends.onnx_runtime import default_threads
+from bench.onnx_refiner import forward_figures
 from drafter.generate import left_pad, positions_from_mask
 from drafter.model import Drafter
 from drafter.onnx_backend import DEFAULT_VARIANT, Variant, load_drafter
@@ -118,66 +117,11 @@ def _model_dirs(args: argparse.Namespace, tmp: Path) -> tuple[Path, str, Path, s
     return refiner, refiner_label, drafter, drafter_label
 
 
-def _alternate(
-    fns: dict[str, Callable[[], Any]], repeats: int, budget: float, block: int = 3
-) -> dict[str, float]:
-    """Median seconds per call of each function, timed in alternating blocks after a warm-up;
-    stops early (after whole rounds) once ``budget`` seconds have gone."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()
-    deadline = time.perf_counter() + budget
-    done = 0
-    while done < repeats and time.perf_counter() < deadline:
-        for name, fn in fns.items():
-            for _ in range(min(block, repeats - done)):
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-        done += block
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def _refiner_forward(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One length of ``remask bench onnx_refiner``, on this benchmark's refiner."""
     eager, _ = load_predictor(path)
     onnx = onnx_predictor(eager, path, threads=args.threads)  # as load_onnx_predictor, with threads
-    config: Any = eager.model.config  # a transformers config behind the nn.Module type
-    vocab = int(config.vocab_size)
-    gen = torch.Generator().manual_seed(args.seed)
-    ids = torch.randint(0, vocab, (args.batch, args.seq_len), generator=gen)
-    mask = torch.ones_like(ids)
-    padded = mask.clone()
-    padded[-1, args.seq_len // 2 :] = 0  # a padded row too: the graph must honour the mask
-    diff = max(float((eager(ids, m) - onnx(ids, m)).abs().max()) for m in (mask, padded))
-    fns: dict[str, Callable[[], Any]] = {
-        "torch": lambda: eager(ids, mask),
-        "onnx": lambda: onnx(ids, mask),
-    }
-    threads = torch.get_num_threads()
-    if threads > 1:
-        # eager with one thread too: on a CPU shared with other processes, OpenMP's
-        # busy-waiting can make torch's multi-threaded default many times slower (README)
-        fns["torch_1_thread"] = lambda: _single_threaded(lambda: eager(ids, mask), threads)
-    med = _alternate(fns, args.repeats, args.budget)
-    figures = {
-        "torch_ms": round(med["torch"] * 1e3, 2),
-        "onnx_ms": round(med["onnx"] * 1e3, 2),
-        "speedup": round(med["torch"] / med["onnx"], 2),
-        "max_abs_diff": diff,
-        "seq_len": args.seq_len,
-        "batch": args.batch,
-    }
-    if "torch_1_thread" in med:
-        figures["torch_1_thread_ms"] = round(med["torch_1_thread"] * 1e3, 2)
-    return figures
-
-
-def _single_threaded(fn: Callable[[], Any], restore: int) -> None:
-    torch.set_num_threads(1)
-    try:
-        fn()
-    finally:
-        torch.set_num_threads(restore)
+    return forward_figures(eager, onnx, args.batch, args.seq_len, args.repeats, args.budget, args.seed)
 
 
 def _prompt(tokenizer: Any, n: int, seed: int) -> list[int]:
