@@ -8,7 +8,8 @@ SUFFIX = "\n\nprint(add(1, 2))\n"
 
 @pytest.mark.parametrize("mode", ["ar", "diffusion", "hybrid"])
 def test_every_mode_returns_an_insertion_with_token_confidences(mode, tiny_drafter, tiny_refiner):
-    res = infill(PREFIX, SUFFIX, InfillParams(mode=mode, max_tokens=8, seed=0), tiny_refiner, tiny_drafter)
+    res = infill(PREFIX, SUFFIX, InfillParams(mode=mode, max_tokens=8, seed=0, candidates=False),
+                 tiny_refiner, tiny_drafter)
     assert res.mode == mode
     assert (res.start, res.end) == (len(PREFIX), len(PREFIX))
     assert all(0.0 <= t.confidence <= 1.0 for t in res.tokens)
@@ -18,8 +19,8 @@ def test_every_mode_returns_an_insertion_with_token_confidences(mode, tiny_draft
 
 
 def test_hybrid_without_weak_tokens_is_the_draft(tiny_drafter, tiny_refiner):
-    ar = infill(PREFIX, SUFFIX, InfillParams(mode="ar", max_tokens=8), tiny_refiner, tiny_drafter)
-    hy = infill(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=8, remask_below=1e-9),
+    ar = infill(PREFIX, SUFFIX, InfillParams(mode="ar", max_tokens=8, candidates=False), tiny_refiner, tiny_drafter)
+    hy = infill(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=8, remask_below=1e-9, candidates=False),
                 tiny_refiner, tiny_drafter)
     assert hy.text == ar.text and hy.changed == [] and hy.nfe == 0
 
@@ -27,7 +28,7 @@ def test_hybrid_without_weak_tokens_is_the_draft(tiny_drafter, tiny_refiner):
 def test_hybrid_remasks_weak_tokens_and_streams_snapshots(tiny_drafter, tiny_refiner):
     snaps: list[str] = []
     res = infill(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=8, remask_below=1.0, remask_cap=0.5,
-                                              threshold=None, steps=4),
+                                              threshold=None, steps=4, candidates=False),
                  tiny_refiner, tiny_drafter, on_snapshot=snaps.append)
     assert res.nfe >= 1 and res.draft is not None
     assert any(MASK_GLYPH in s for s in snaps[:1])  # the first step still shows masks
@@ -55,7 +56,7 @@ def test_long_context_is_trimmed_to_fit_the_drafter(tiny_drafter, tiny_refiner):
 
 
 def test_diffusion_mode_reports_forward_passes(tiny_refiner):
-    res = infill(PREFIX, SUFFIX, InfillParams(mode="diffusion", max_tokens=8, steps=4), tiny_refiner)
+    res = infill(PREFIX, SUFFIX, InfillParams(mode="diffusion", max_tokens=8, steps=4, candidates=False), tiny_refiner)
     assert 1 <= res.nfe <= 4
 
 
@@ -67,7 +68,8 @@ def test_batched_draft_and_refine_equal_one_request_at_a_time(tiny_drafter, tiny
     holes = [("def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n"),
              ("The licensee shall ", " within thirty days."),
              ("x = [1, 2, ", "]\n")]
-    params = [InfillParams(mode="hybrid", max_tokens=n, remask_below=1.0, remask_cap=0.5, steps=4) for n in (6, 9, 4)]
+    params = [InfillParams(mode="hybrid", max_tokens=n, remask_below=1.0, remask_cap=0.5, steps=4, candidates=False)
+              for n in (6, 9, 4)]
     drafts = draft_many([(p, s, pr) for (p, s), pr in zip(holes, params)], tiny_drafter)
     batched = refine_drafts([(p, s, d, pr) for (p, s), d, pr in zip(holes, drafts, params)], tiny_refiner)
     assert len(batched) == len(holes)

@@ -16,7 +16,7 @@ from drafter.model import Drafter
 from drafter.outputs import Draft
 from refiner.text import TextRefiner
 from workflows.completion.lookup import lookup_continuations
-from workflows.completion.rank import REFINER_CONTEXT
+from workflows.completion.rank import side_context
 from workflows.completion.scope import Scope
 from workflows.infill import (
     InfillResult,
@@ -50,7 +50,9 @@ def generate(prefix: str, suffix: str, params: InfillParams, scope: Scope, refin
     at = len(prefix)
     out = Candidates()
     if drafter is None or params.mode == "diffusion":
-        out.results += _diffusion_fills(prefix, suffix, params, refiner)
+        fills = _diffusion_fills(prefix, suffix, params, refiner)
+        out.results += fills
+        out.nfe += max((f.nfe for f in fills), default=0)  # the lengths share one batched run
     else:
         drafts = _drafts(prefix, suffix, params, scope, drafter)
         out.draft = drafts[0].text
@@ -97,8 +99,11 @@ def _alternatives(prefix: str, suffix: str, draft: Draft, params: InfillParams,
     if not draft.text:
         return []
     plan = plan_hybrid(prefix, suffix, draft, params, refiner)
+    if refiner.max_length is not None and len(plan.mid) >= refiner.max_length:
+        return []
     weakest = sorted(range(len(plan.mid)), key=lambda i: plan.tokens[i].confidence)[:ALTERNATIVE_POSITIONS]
-    left, right = plan.left[-REFINER_CONTEXT:], plan.right[:REFINER_CONTEXT]
+    side = side_context(refiner.max_length, len(plan.mid))
+    left, right = plan.left[len(plan.left) - min(side, len(plan.left)):], plan.right[:side]
     sides = [(left + plan.mid[:i], plan.mid[i + 1:] + right) for i in weakest]
     at = len(prefix)
     out: list[InfillResult] = []

@@ -53,8 +53,11 @@ class SyntaxJudge:
             return True
         if r.baseline is None:
             return False
-        # the old error may only have moved by the candidate's length, and not into it
-        return first >= len(r.before) + len(candidate) and first - len(candidate) >= r.baseline
+        # the old error may only have moved by the candidate's length, and past the line the candidate ends on
+        # (an error right after it, such as "x +" before a line break, is the candidate's own)
+        code = r.before + candidate + r.after
+        line_end = code.find("\n", len(r.before) + len(candidate))
+        return first > (line_end if line_end >= 0 else len(code)) and first - len(candidate) >= r.baseline
 
 
 def judge(prefix: str, suffix: str, language: str | None) -> SyntaxJudge:

@@ -35,15 +35,24 @@ def refiner_scores(refiner: TextRefiner, prefix: str, suffix: str, candidates: S
     lengths: list[int] = []
     for c, text in enumerate(candidates):
         mid = refiner.encode(text)[0] if text else []
+        if refiner.max_length is not None:
+            mid = mid[: refiner.max_length]
+        side = side_context(refiner.max_length, len(mid))
+        before, after = left[len(left) - min(side, len(left)):], right[:side]
         lengths.append(len(mid))
         for phase in range(min(PLL_STRIDE, len(mid))):
-            at = [len(left) + i for i in range(phase, len(mid), PLL_STRIDE)]
-            rows.append(ScoreRow(left + mid + right, at, at))
+            at = [len(before) + i for i in range(phase, len(mid), PLL_STRIDE)]
+            rows.append(ScoreRow(before + mid + after, at, at))
             owners.append(c)
     sums = [0.0] * len(candidates)
     for owner, total in zip(owners, refiner.score(rows)):
         sums[owner] += total
     return [s / n if n else 0.0 for s, n in zip(sums, lengths)]
+
+
+def side_context(max_length: int | None, n: int) -> int:
+    """Context tokens on each side of an ``n``-token candidate that fit the refiner's rows."""
+    return REFINER_CONTEXT if max_length is None else max(0, min(REFINER_CONTEXT, (max_length - n) // 2))
 
 
 def drafter_scores(drafter: Drafter, prompt: FimPrompt, candidates: Sequence[str]) -> list[float]:

@@ -1,0 +1,149 @@
+"""Completions: the cursor's scope, the document's own continuations, the syntax check, the
+joint ranking, and the search behind infill (tiny models; the ranking also on the real ones)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from workflows.completion.check import judge
+from workflows.completion.lookup import lookup_continuations
+from workflows.completion.rank import confidence, drafter_scores, joint_scores, refiner_scores
+from workflows.completion.scope import cut, scope_at
+from workflows.infill import draft_prompt, infill
+from workflows.options import InfillParams
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def test_mid_line_scope_is_the_rest_of_the_line() -> None:
+    scope = scope_at("def f(x):\n    y = ", "\n    return y\n")
+    assert scope.kind == "line"
+    assert cut("x + 1\n    return y\n", scope) == "x + 1"
+
+
+def test_a_closing_bracket_of_the_context_is_never_written() -> None:
+    scope = scope_at("total = max(a, ", ")\n")
+    assert cut("b, c)\nprint(total)", scope) == "b, c"
+    assert cut("f(b), \")\"", scope) == "f(b), \")\""  # brackets in strings do not count
+
+
+def test_line_start_scope_is_one_statement_and_its_block() -> None:
+    prefix = "def f(xs):\n    total = 0\n    "
+    scope = scope_at(prefix, "\n    return total\n")
+    assert (scope.kind, scope.indent) == ("block", 4)
+    block = "for x in xs:\n        total += x\n    return total\n"
+    assert cut(block, scope) == "for x in xs:\n        total += x"
+    # a statement continued inside brackets ends where they close, whatever the indentation
+    assert cut("total = sum(\n    xs\n)\n    print(total)", scope) == "total = sum(\n    xs\n)"
+    assert cut("  total = 1\n    y = 2", scope) == "total = 1"  # the indentation is the prefix's already
+
+
+def test_a_completion_stops_before_the_suffix_next_line() -> None:
+    scope = scope_at("if ok:\n    ", "\n    done()\n")
+    assert cut("run()\n        done()\n", scope) == "run()"
+
+
+def test_prompt_lookup_copies_what_followed_the_longest_earlier_match() -> None:
+    prefix = "self.name = name\nself.size = size\nprint(self.name)\nlog(self.na"
+    found = lookup_continuations(prefix, "")
+    assert found[0].startswith("me)\n")  # the latest occurrence of "(self.na" first
+    assert lookup_continuations("x = 1\ny", "") == []  # too short a match: nothing copied
+
+
+def test_the_check_refuses_a_candidate_that_breaks_a_parsing_file() -> None:
+    syntax = judge("def f(x):\n    y = ", "\n    return y\n", "python")
+    assert syntax.checked
+    assert syntax.accepts("x + 1") and not syntax.accepts("x +")
+
+
+def test_a_file_that_does_not_parse_is_judged_around_the_hole() -> None:
+    broken_start = "        a, b = (1,\n"  # the context was cut mid-statement: the whole never parses
+    prefix = broken_start + "def g(items):\n    for i in items:\n        "
+    suffix = "\n    return items\n"
+    syntax = judge(prefix, suffix, None)
+    assert syntax.language == "python"
+    assert syntax.accepts("print(i)") and not syntax.accepts("print(i")
+    assert not syntax.accepts("else:")
+
+
+def test_an_empty_block_in_the_hole_is_not_held_against_a_candidate() -> None:
+    syntax = judge("with open(p) as f:\n    ", "\nprint(1)\n", "python")
+    assert syntax.accepts("data = f.read()") and not syntax.accepts("data = (")
+
+
+def test_tree_sitter_languages_are_checked_and_unknown_ones_skipped() -> None:
+    syntax = judge("function f(x) {\n  return ", ";\n}\n", "js")
+    assert syntax.language == "javascript"
+    assert syntax.accepts("x + 1") and not syntax.accepts("x + (")
+    skipped = judge("IDENTIFICATION DIVISION.\n", "\n", "cobol")
+    assert not skipped.checked and skipped.accepts("anything (")
+
+
+def test_joint_scores_and_confidence(tiny_drafter, tiny_refiner) -> None:
+    prefix, suffix = "def add(a, b):\n    return ", "\n"
+    texts = ["a + b", "a + b + a + b"]
+    by_refiner = refiner_scores(tiny_refiner, prefix, suffix, texts)
+    prompt = draft_prompt(prefix, suffix, InfillParams(), tiny_drafter).prompt
+    by_drafter = drafter_scores(tiny_drafter, prompt, texts)
+    assert all(s < 0 for s in by_refiner + by_drafter)
+    assert joint_scores(by_refiner, by_drafter) == [(r + d) / 2 for r, d in zip(by_refiner, by_drafter)]
+    assert joint_scores(by_refiner, None) == by_refiner
+    assert 0 < confidence(max(by_refiner)) < 1 and confidence(float("-inf")) == 0.0
+
+
+@pytest.mark.skipif(not (MODELS / "refiner" / "model.safetensors").exists(), reason="trained models absent")
+def test_the_trained_models_rank_the_right_line_above_wrong_ones() -> None:
+    from workflows.engines import load_drafter, load_refiner
+
+    refiner, drafter = load_refiner(MODELS / "refiner"), load_drafter(MODELS / "drafter")
+    prefix = "def area(width, height):\n    return "
+    suffix = "\n\n\nprint(area(2, 3))\n"
+    texts = ["width * height", "None", "height", "foo bar baz"]
+    prompt = draft_prompt(prefix, suffix, InfillParams(), drafter).prompt
+    joint = joint_scores(refiner_scores(refiner, prefix, suffix, texts), drafter_scores(drafter, prompt, texts))
+    assert joint[0] == max(joint)
+
+
+PREFIX = "def add(a, b):\n    total = a + b\n    return "
+SUFFIX = "\n\n\nprint(add(1, 2))\n"
+
+
+@pytest.mark.parametrize("mode", ["ar", "diffusion", "hybrid"])
+def test_every_mode_answers_a_scoped_checked_completion(mode, tiny_drafter, tiny_refiner) -> None:
+    params = InfillParams(mode=mode, max_tokens=8, seed=0, min_confidence=0.0)
+    res = infill(PREFIX, SUFFIX, params, tiny_refiner, tiny_drafter)
+    assert res.syntax_check == "checked" and res.confidence is not None and 0.0 <= res.confidence <= 1.0
+    assert "\n" not in res.text  # mid-line: the rest of the line at most
+    ast.parse(PREFIX + res.text + SUFFIX)
+    if res.text:
+        assert res.candidates >= 1 and "".join(t.text for t in res.tokens) == res.text
+
+
+def test_the_document_supplies_a_candidate_the_models_may_miss(tiny_drafter, tiny_refiner) -> None:
+    prefix = "def add(a, b):\n    total = a + b\n    return total\n\n\ndef twice(a, b):\n    total = a"
+    res = infill(prefix, "\n    return total\n", InfillParams(mode="ar", max_tokens=8, min_confidence=0.0),
+                 tiny_refiner, tiny_drafter)
+    assert res.candidates >= 1 and res.text  # at worst the copied " + b"
+    ast.parse(prefix + res.text + "\n    return total\n")
+
+
+def test_below_the_floor_the_completion_is_empty(tiny_drafter, tiny_refiner) -> None:
+    res = infill(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=8, seed=0, min_confidence=1.0),
+                 tiny_refiner, tiny_drafter)
+    assert res.text == "" and res.tokens == [] and res.confidence is not None and res.confidence < 1.0
+
+
+def test_an_unknown_language_gets_a_completion_without_the_check(tiny_drafter, tiny_refiner) -> None:
+    res = infill("MOVE A TO ", " .\n", InfillParams(mode="ar", max_tokens=6, language="cobol", min_confidence=0.0),
+                 tiny_refiner, tiny_drafter)
+    assert res.syntax_check == "skipped"
+
+
+def test_the_floor_is_bounded() -> None:
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValidationError, match="min_confidence"):
+            InfillParams(min_confidence=bad)
