@@ -190,7 +190,7 @@ class LocalEngine:
     # --- infill -----------------------------------------------------------------------------
 
     def _infill_sync(self, prefix: str, suffix: str, params: InfillParams, emit: Emit | None) -> Outcome[InfillResult]:
-        if params.mode == "ar" and emit is not None:
+        if params.mode == "ar" and emit is not None and not params.candidates:  # candidates: one ranked answer
             res = self._ar_stream(prefix, suffix, params, emit)
             return Outcome(res, self.pipelines.count(prefix, suffix), len(res.tokens))
         return self.pipelines.infill(prefix, suffix, params, on_snapshot=_snapshots(emit))

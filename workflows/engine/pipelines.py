@@ -25,6 +25,8 @@ DRAFTER, REFINER = "drafter", "refiner"  # model names, locked in this order
 
 def infill_needs(params: InfillParams) -> tuple[str, ...]:
     """The models an infill request runs on."""
+    if params.mode == "ar" and params.candidates:
+        return DRAFTER, REFINER  # the refiner scores the drafter's candidates
     return {"diffusion": (REFINER,), "ar": (DRAFTER,)}.get(params.mode, (DRAFTER, REFINER))
 
 
