@@ -4,17 +4,20 @@ Each step runs the mask predictor on the whole batch, proposes a token for every
 position, and commits some of them: how many follows an even schedule over ``steps``, a
 confidence threshold or Fast-dLLM's factor rule (at least the schedule's share per row per
 step), and an early exit commits the rest of a block at once when every remaining position
-is confident enough; which ones follows the remasking policy. With ``block_length`` the editable positions are denoised in semi-autoregressive
-blocks, left to right. Optional self-correction re-masks committed tokens whose
-probability has since fallen below a second threshold.
+is confident enough; which ones follows the remasking policy. With ``block_length`` the
+editable positions are denoised in semi-autoregressive blocks, left to right. Optional
+self-correction re-masks committed tokens whose probability has since fallen below a second
+threshold.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,7 +52,7 @@ class SamplerConfig:
     correction_budget: int = 8  # at most this many re-masks per row in total (termination)
     shrink_batch: bool = True  # run the model only on rows that still have masks
     cache: bool = False  # approximate context cache: later steps run only the block's positions
-    cache_refresh: int = 0  # with cache: rebuild it every this many steps (0: once per block)
+    cache_refresh: int | None = None  # with cache: rebuild it every this many steps (0 or None: once per block)
     suppress_ids: tuple[int, ...] = ()  # never proposed (special tokens); the mask id always is
 
     def __post_init__(self) -> None:
@@ -61,6 +64,8 @@ class SamplerConfig:
             raise ValueError(f"remasking must be one of {REMASKING}, got {self.remasking!r}")
         if self.factor is not None and not self.factor >= 0:  # 0: the rule never holds, so it is off
             raise ValueError(f"factor must be >= 0, got {self.factor}")
+        if self.cache_refresh is not None and self.cache_refresh < 0:
+            raise ValueError(f"cache_refresh must be >= 0, got {self.cache_refresh}")
         if self.early_exit is not None and not 0.0 <= self.early_exit <= 1.0:
             raise ValueError(f"early_exit must lie in [0, 1], got {self.early_exit}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -69,6 +74,41 @@ class SamplerConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+
+
+SAMPLER_FILE = "sampler.json"  # a model's calibrated sampler defaults, beside its config.json
+
+
+@dataclass(frozen=True)
+class SamplerDefaults:
+    """A model's own defaults for the settings that depend on how confident it is.
+
+    ``remask bench sampler --calibrate --write`` measures them on held-out text and stores
+    them in :data:`SAMPLER_FILE` beside the weights. A checkpoint without that file gets the
+    documented fallbacks, which are LLaDA's behaviour: no factor rule, no early exit, the
+    cache rebuilt once per block.
+    """
+
+    factor: float | None = None  # the largest factor keeping quality within the margin
+    early_exit: float | None = None  # the lowest early-exit bar keeping it, with that factor
+    cache_refresh: int | None = None  # the knee of the refresh curve
+
+    @classmethod
+    def beside(cls, model_dir: str | Path) -> SamplerDefaults:
+        """The defaults stored in ``model_dir`` (the fallbacks when it has none)."""
+        path = Path(model_dir) / SAMPLER_FILE
+        if not path.is_file():
+            return cls()
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return cls(**{f.name: stored.get(f.name) for f in fields(cls)})
+
+    def apply(self, config: SamplerConfig) -> SamplerConfig:
+        """``config`` with the settings it leaves unset (None) taken from these defaults."""
+        unset = {f.name: getattr(self, f.name) for f in fields(self) if getattr(config, f.name) is None}
+        return replace(config, **unset)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
@@ -135,7 +175,7 @@ def denoise(
             if not bool(active.any()):
                 break
             rows = active.nonzero().squeeze(1) if cfg.shrink_batch else torch.arange(len(active), device=active.device)
-            if cfg.cache_refresh > 0 and step % cfg.cache_refresh == 0:
+            if cfg.cache_refresh and step % cfg.cache_refresh == 0:
                 cache = None  # rebuilt from the whole window
             commit, cache = run.step(rows, positions[rows], real[rows], still_masked[rows],
                                      max(1, steps_per_block - step), cache)

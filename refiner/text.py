@@ -23,7 +23,7 @@ from refiner.model import RefinerModel, tokenizer_config
 from refiner.onnx_backend import load_onnx_predictor
 from refiner.predictor import Kind, MaskPredictor, load_predictor, native_predictor
 from refiner.remasking import Span, token_spans, validate_char_spans
-from refiner.sampler import SamplerConfig, StepCallback
+from refiner.sampler import SamplerConfig, SamplerDefaults, StepCallback
 from refiner.scoring import ScoreRow, row_scores, top_k_between, window_scores
 
 Window = int | None | Literal["default"]
@@ -62,10 +62,13 @@ class TextRefiner:
         special: SpecialIds | None = None,
         window: int | None = None,
         config: SamplerConfig | None = None,
+        defaults: SamplerDefaults | None = None,
     ) -> None:
         """``window``: context tokens fed on each side of a span; None (the default): as many
         as the model's context holds around it (the whole text when it fits), which is what
-        the model was trained on (see :func:`refiner.editing.plan_windows`)."""
+        the model was trained on (see :func:`refiner.editing.plan_windows`). ``defaults``: the
+        model's calibrated sampler settings (``sampler.json`` beside the weights), applied to
+        every config that leaves them unset."""
         self.predictor = predictor
         self.tokenizer = tokenizer
         self.special = special or getattr(predictor, "special", None) or special_ids(tokenizer)
@@ -73,6 +76,7 @@ class TextRefiner:
             raise ValueError("the tokenizer has no pad token; batching needs one")
         self.pad_id: int = self.special.pad
         self.window = window
+        self.defaults = defaults or SamplerDefaults()
         self.config = self.sampler(config or SamplerConfig(steps=16, threshold=0.9, cache=True))
         self.path: str | None = None  # the model directory, when loaded from one (audit records)
         self.lexicon: Lexicon | None = None  # words of the training prose (spelling), when shipped
@@ -91,14 +95,15 @@ class TextRefiner:
             predictor, tokenizer = load_onnx_predictor(path, kind=kind, device=device)
         if tokenizer is None:
             raise FileNotFoundError(f"no tokenizer files in model directory {str(path)!r}")
-        out = cls(predictor, tokenizer, **kwargs)
+        out = cls(predictor, tokenizer, **{"defaults": SamplerDefaults.beside(path), **kwargs})
         out.path = str(path)
         out.lexicon = Lexicon.beside(path)
         return out
 
     def sampler(self, config: SamplerConfig | None) -> SamplerConfig:
-        """``config`` with every special token but the filler suppressed: a fill is text."""
-        cfg = config or self.config
+        """``config`` with every special token but the filler suppressed (a fill is text) and the
+        model's calibrated defaults where it leaves a setting unset."""
+        cfg = self.defaults.apply(config or self.config)
         vocab = getattr(self.tokenizer, "all_special_ids", []) or []
         named = [self.special.pad, self.special.eos, self.special.mask]
         ids = {int(i) for i in [*vocab, *named] if i is not None} - {self.special.filler}
