@@ -85,7 +85,7 @@ def test_knee_is_the_most_frequent_refresh_near_the_fastest() -> None:
     curve = [{"refresh": None, "seconds": 9.0}, {"refresh": 1, "seconds": 4.0}, {"refresh": 2, "seconds": 2.1},
              {"refresh": 4, "seconds": 2.0}, {"refresh": 0, "seconds": 1.95}]
     assert sampler.knee(curve) == 2  # 1.95 / 2.1 >= 0.9; every step (4.0 s) is too slow
-    assert sampler.knee(curve[:2] + [{"refresh": 0, "seconds": 1.0}]) == 0
+    assert sampler.knee([*curve[:2], {"refresh": 0, "seconds": 1.0}]) == 0
 
 
 def test_long_generation_lifts_the_context_limit_only_while_it_runs(tiny: HFMaskPredictor) -> None:
