@@ -187,6 +187,21 @@ def trace_to_onnx(
         )
 
 
+def drop_no_op_casts(path: Path) -> None:
+    """Remove the Cast nodes of the ONNX graph at ``path`` that cast to the type they are given.
+
+    The tracer records ``.float()`` on a float32 tensor as a Cast, and ONNX Runtime keeps one
+    that produces a graph output: a copy of the whole output on every call (3-4% of a refiner
+    forward at 128 tokens). ONNX Runtime's own model tools remove them, outputs included.
+    """
+    import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = OnnxModel(onnx.load(str(path)))
+    model.remove_useless_cast_nodes()
+    model.save_model_to_file(str(path))
+
+
 # --- sessions ----------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from backends.onnx_runtime import (
     ExportMeta,
     OptLevel,
     cached_export,
+    drop_no_op_casts,
     export_dir,
     is_fresh,
     open_session,
@@ -70,9 +71,7 @@ class _LogitsGraph(nn.Module):
         else:
             out = self.model(input_ids=input_ids)
         logits: torch.Tensor = out.logits  # (B, L, V)
-        # a float32 model's logits go out as they are: a traced no-op cast would stay in the
-        # graph as a copy of the whole (B, L, V) output
-        return logits if logits.dtype == torch.float32 else logits.float()
+        return logits.float()  # a no-op cast for float32 models: dropped after tracing
 
 
 def _probe_inputs(
@@ -116,6 +115,7 @@ def export_predictor(predictor: HFMaskPredictor, path: Path) -> None:
         output_names=("logits",),
         dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "logits": dynamic},
     )
+    drop_no_op_casts(path)
     session = open_session(path, "cpu", announce=False)
     for batch, length in ((1, 5), (3, 13)):
         ids, mask = _probe_inputs(vocab, batch, length, seed=batch)

@@ -1,4 +1,4 @@
-"""The refiner's attention exported as ONNX Runtime's fused MultiHeadAttention node."""
+"""The refiner's export: attention as ONNX Runtime's fused MultiHeadAttention node, no no-op casts."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def test_each_layer_exports_one_fused_attention_node(refiner_dir: Path) -> None:
     assert ops.count("MultiHeadAttention") == layers
     # nothing left of the unfused form: no score matrix softmax, no NaN guard
     assert "Softmax" not in ops and "IsNaN" not in ops
+
+
+def test_the_logits_leave_the_graph_without_a_copy(refiner_dir: Path) -> None:
+    load_onnx_predictor(refiner_dir)
+    graph = onnx.load(str(refiner_dir / "onnx" / "model.onnx")).graph
+    (producer,) = [n for n in graph.node if "logits" in n.output]
+    assert producer.op_type == "MatMul"  # the output projection, not a float32 -> float32 Cast
 
 
 def _holey_mask(batch: int, length: int) -> torch.Tensor:
