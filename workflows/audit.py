@@ -63,6 +63,8 @@ class AuditRecord:
     seed: int | None
     timings_ms: dict[str, float] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
+    # what the run decided that a reviewer counts on (compliance: findings, applied, needs_review)
+    outcome: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def start(cls, pipeline: str, params: Options, *models: Named | None, **extra: Any) -> AuditRecord:

@@ -1,35 +1,35 @@
 """Compliance refinement: apply a rule set to a document, with an edit per applied rule.
 
-Deterministic rules go first: personal data is replaced by its placeholder, a banned phrase
-with a preferred term is replaced by that term, a missing required clause is appended.
-Then the refiner works: a banned phrase without a preferred term becomes a masked span
-that it rewrites (candidates that still contain a banned phrase are rejected), and the
-tokens next to a preferred term are re-masked so the sentence fits it, while the term
-itself stays pinned. Every edit carries the id of the rule that caused it.
+Deterministic rules go first: personal data is replaced by its placeholder and a missing
+required clause is appended. A banned phrase is a *finding*: it gets candidate rewrites of
+its sentence (the phrase deleted and the sentence mended, the rule's preferred term in the
+form the slot needs, the refiner's rewrites at several lengths), ranked by how well the
+sentence then reads (:mod:`workflows.fluency`). The best is applied only when no banned
+phrase is left in what it changed and it reads no worse than the original by more than
+``margin``; otherwise nothing is applied and the finding is returned as *needs review*,
+with its rule, its span and the best suggestion (see :mod:`workflows.findings`). Every edit
+carries the id of the rule that caused it.
 
 Every step is linear in the text and the number of hits (sorted sweeps and bisection, no
-pairwise checks, no whole-text diff), and the model's work is bounded: at most
-``max_rewrites`` spans go to the refiner. A banned phrase beyond that budget is deleted, as
-one the refiner could not rewrite cleanly is, and its rule is reported in ``unresolved``:
-the output never keeps a banned phrase, and a compliance officer sees which rules were not
-applied by the model (refusing the whole document instead would leave all of it unchecked).
+pairwise checks, no whole-text diff), and the models' work is bounded: at most
+``max_rewrites`` findings get candidates; one beyond that budget needs review, and the
+compliance officer sees it (refusing the whole document instead would leave all of it
+unchecked).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from refiner.editing import SpanEdit
-from refiner.remasking import Span
-from refiner.sampler import SamplerConfig
 from refiner.text import TextRefiner
 from workflows.audit import AuditRecord
 from workflows.edits import Edit, languagetool_matches
+from workflows.findings import Review, resolve
+from workflows.fluency import judge
 from workflows.limits import check_input
-from workflows.matching import any_phrase
 from workflows.options import ComplianceParams
 from workflows.regions import Region, region_diff, region_edits
 from workflows.rules import BannedPhrase, RuleHit, RuleSet, find_hits
@@ -42,7 +42,9 @@ class ComplianceResult:
     diff: str
     matches: list[dict[str, Any]]
     hits: list[RuleHit]
-    unresolved: list[str]  # rule ids whose hits could not be fixed (e.g. no clause to append)
+    unresolved: list[str]  # rule ids with a hit left as it was: needs review, or no clause to append
+    needs_review: list[Review] = field(default_factory=list)  # findings not applied, with the best suggestion
+    applied: int = 0  # banned-phrase findings rewritten in the text
     nfe: int = 0
     audit: AuditRecord | None = None
 
@@ -57,39 +59,47 @@ class _Staged:
 
 
 def apply_rules(text: str, rules: RuleSet, refiner: TextRefiner, params: ComplianceParams | None = None,
-                name: str = "document") -> ComplianceResult:
-    """Apply ``rules`` to ``text``; offsets of every edit point into ``text``."""
+                name: str = "document", drafter: Any | None = None) -> ComplianceResult:
+    """Apply ``rules`` to ``text``; offsets of every edit point into ``text``.
+
+    ``drafter`` judges how well the rewrites read; without one the refiner judges.
+    """
     params = params or ComplianceParams()
     check_input(text, params.max_chars, "text", "check")
-    audit = AuditRecord.start("compliance", params, refiner, rules=rules.name, version=rules.version)
+    fluency = judge(refiner, drafter)
+    audit = AuditRecord.start("compliance", params, refiner, drafter, rules=rules.name, version=rules.version,
+                              judge=fluency.name)
     with audit.timed("match"):
         hits = find_hits(text, rules)
     unresolved = [h.rule_id for h in hits if h.action == "append" and not h.replacement]
     staged, marks = _stage(text, hits)
 
-    # the refiner rewrites banned phrases and smooths around pinned terms
-    banned = [p for r in rules.rules if isinstance(r, BannedPhrase) for p in r.phrases]
-    with audit.timed("refine"):
-        changes, nfe, failed = _refine(staged, marks, banned, refiner, params)
-    unresolved += failed
-    final = _splice(staged, changes)
-    regions = _regions(marks, changes)
+    bans = [r for r in rules.rules if isinstance(r, BannedPhrase)]
+    findings = [(m.start, m.end, m.hit) for m in marks if m.hit.action in ("rewrite", "replace")]
+    placeholders = [(m.start, m.end) for m in marks if m.hit.action == "redact"]
+    with audit.timed("rewrite"):
+        out = resolve(staged, findings, placeholders, bans, refiner, fluency, params)
+    unresolved += [r.rule_id for r in out.reviews]
+    final = _splice(staged, out.changes)
+    regions = _regions(marks, out.changes)
     edits = [_attribute(e, hits) for e in region_edits(text, final, regions, reason="compliance")]
+    audit.outcome = {"findings": len(findings), "applied": out.applied, "needs_review": len(out.reviews)}
     return ComplianceResult(final, edits, region_diff(text, final, regions, name=name),
-                            languagetool_matches(text, edits), hits, sorted(set(unresolved)), nfe, audit)
+                            languagetool_matches(text, edits), hits, sorted(set(unresolved)), out.reviews,
+                            out.applied, out.nfe, audit)
 
 
 def _stage(text: str, hits: list[RuleHit]) -> tuple[str, list[_Staged]]:
-    """Apply the deterministic actions; a rewrite hit keeps its text for the refiner."""
+    """Apply the deterministic actions; a banned phrase keeps its text for the rewrites."""
     pieces: list[str] = []
     marks: list[_Staged] = []
     cursor = pos = 0
     for h in hits:
         pieces.append(text[cursor:h.start])
         pos += h.start - cursor
-        if h.action in ("redact", "replace"):
+        if h.action == "redact":
             new = h.replacement or ""
-        elif h.action == "rewrite":
+        elif h.action in ("rewrite", "replace"):
             new = text[h.start:h.end]
         else:  # append
             new = ("\n\n" + h.replacement) if h.replacement else ""
@@ -160,93 +170,3 @@ def _attribute(e: Edit, hits: list[RuleHit], reach: int = 24) -> Edit:
     return Edit(e.start, e.end, e.before, e.after, best.rule_id if best else "compliance", e.confidence)
 
 
-def _refine(staged: str, marks: list[_Staged], banned: list[str], refiner: TextRefiner,
-            params: ComplianceParams) -> tuple[list[tuple[int, int, str]], int, list[str]]:
-    """Rewrite banned phrases and re-mask around pinned terms; (changes, forward passes, failed rule ids).
-
-    Each change is (start, end, new text) in the staged text, sorted and disjoint.
-    """
-    pinned = [(m.start, m.end) for m in marks if m.hit.action == "replace"]
-    rewrite = [((m.start, m.end), m.hit.rule_id) for m in marks if m.hit.action == "rewrite"]
-    if not pinned and not rewrite:
-        return [], 0, []
-    ids, offsets = refiner.encode(staged)
-    starts = [s for s, _ in offsets]
-    ends = [e for _, e in offsets]  # both rise with the token index
-
-    def tokens_in(span: Span) -> tuple[int, int]:
-        """The tokens that overlap a character span (their offsets rise, so two bisections)."""
-        a, b = bisect.bisect_right(ends, span[0]), bisect.bisect_left(starts, span[1])
-        return (a, b) if a < b else (0, 0)
-
-    # banned phrases in text order; two hits under one token are one span
-    spans: list[tuple[int, int, str]] = []
-    for (s, e), rule in ((tokens_in(span), rule) for span, rule in rewrite):
-        if e <= s:
-            continue
-        if spans and s < spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(e, spans[-1][1]), spans[-1][2])
-        else:
-            spans.append((s, e, rule))
-    to_model = spans[:params.max_rewrites]
-    over_budget = spans[params.max_rewrites:]
-    edits: dict[tuple[int, int], str | None] = {(s, e): rule for s, e, rule in to_model}
-
-    # a token is taken when a banned phrase, a pinned term or a placeholder lies under it
-    taken = bytearray(len(ids))
-    for s, e, _ in spans:
-        taken[s:e] = b"\x01" * (e - s)
-    for m in marks:
-        if m.hit.action != "rewrite" and m.end > m.start:
-            s, e = tokens_in((m.start, m.end))
-            taken[s:e] = b"\x01" * (e - s)
-    budget = params.max_rewrites - len(to_model)
-    for s, e in (tokens_in(p) for p in pinned):
-        for a, b in ((max(0, s - params.neighbours), s), (e, min(len(ids), e + params.neighbours))):
-            # never re-mask whitespace-only neighbours, or a token already taken
-            if budget > 0 and b > a and not staged[offsets[a][0]:offsets[b - 1][1]].isspace() and not any(taken[a:b]):
-                edits[(a, b)] = None
-                taken[a:b] = b"\x01" * (b - a)
-                budget -= 1
-    return _denoise(staged, ids, offsets, edits, over_budget, banned, refiner, params)
-
-
-def _denoise(staged: str, ids: list[int], offsets: list[Span], edits: dict[tuple[int, int], str | None],
-             over_budget: list[tuple[int, int, str]], banned: list[str], refiner: TextRefiner,
-             params: ComplianceParams) -> tuple[list[tuple[int, int, str]], int, list[str]]:
-    """Fill the spans of ``edits`` (retrying those that still hold a banned phrase); delete the rest."""
-    check = any_phrase(banned)
-    nfe = 0
-    failed: list[str] = [rule for _, _, rule in over_budget]
-    chosen: dict[tuple[int, int], list[int]] = {(s, e): [] for s, e, _ in over_budget}
-    pending = sorted(edits)
-    for attempt in range(params.attempts):
-        if not pending:
-            break
-        cfg = SamplerConfig(steps=params.steps, threshold=params.threshold,
-                            temperature=0.0 if attempt == 0 else 0.8,
-                            seed=None if params.seed is None else params.seed + attempt)
-        res = refiner.fill([ids], [[SpanEdit.remask(s, e) for s, e in pending]], cfg, params.window)[0]
-        nfe += res.nfe
-        still = []
-        for f in res.spans:
-            key = (f.edit.start, f.edit.end)
-            if check is not None and check.search(refiner.decode(f.tokens)) is not None:
-                still.append(key)
-            else:
-                chosen[key] = f.tokens
-        pending = still
-    for key in pending:  # no clean rewrite found: drop the phrase rather than keep it
-        chosen[key] = []
-        rule = edits[key]
-        if rule is not None:
-            failed.append(rule)
-    changes: list[tuple[int, int, str]] = []
-    cursor = 0
-    for s, e in sorted(chosen):
-        cs = max(cursor, offsets[s][0])  # the tokens of one character share its offsets
-        ce = max(cs, offsets[e - 1][1])
-        tokens = chosen[(s, e)]
-        changes.append((cs, ce, refiner.decode(tokens) if tokens else ""))
-        cursor = ce
-    return changes, nfe, failed
