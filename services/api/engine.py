@@ -43,6 +43,7 @@ from workflows.engine import (
     infill_needs,
     revise_needs,
 )
+from workflows.engine.pipelines import compliance_needs
 from workflows.infill import (
     InfillParams,
     InfillResult,
@@ -241,7 +242,8 @@ class LocalEngine:
         return await self._call((REFINER,), lambda: self.pipelines.repair(code, params))
 
     async def compliance(self, text: str, rules: RuleSet, params: ComplianceParams) -> Outcome[ComplianceResult]:
-        return await self._call((REFINER,), lambda: self.pipelines.compliance(text, rules, params))
+        needs = compliance_needs(self.pipelines.drafter is not None)
+        return await self._call(needs, lambda: self.pipelines.compliance(text, rules, params))
 
     # --- health -----------------------------------------------------------------------------
 

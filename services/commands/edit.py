@@ -179,7 +179,8 @@ def _revise(args: argparse.Namespace) -> int:
         from workflows.rules import load_rules
 
         rules = load_rules(args.rules)
-        cres = apply_rules(text, rules, refiner, parsed_options(ComplianceParams, args))
+        drafter = load_drafter(args.drafter)  # judges how the rewrites read
+        cres = apply_rules(text, rules, refiner, parsed_options(ComplianceParams, args), drafter=drafter)
         _emit(args, cres, cres.text)
         return 0
     from workflows.revise import revise

@@ -3,7 +3,7 @@
 The in-process engine runs these calls on its model threads and the batch worker calls them
 directly, so a request runs the same pipeline on the same models, and is counted the same
 way, whichever way it arrives. Which models a request needs is decided here too
-(:func:`infill_needs`, :func:`revise_needs`): the engine takes their
+(:func:`infill_needs`, :func:`revise_needs`, :func:`compliance_needs`): the engine takes their
 locks, and the pipeline is handed exactly those models.
 """
 
@@ -17,7 +17,7 @@ from workflows.engine.protocol import Outcome
 from workflows.infill import InfillResult, SnapshotFn, infill
 from workflows.options import ComplianceParams, InfillParams, RepairParams, ReviseParams
 from workflows.repair import RepairResult, repair
-from workflows.revise import ReviseResult, revise
+from workflows.revise import ReviseResult, proofreads, revise
 from workflows.rules import RuleSet
 
 DRAFTER, REFINER = "drafter", "refiner"  # model names, locked in this order
@@ -31,10 +31,16 @@ def infill_needs(params: InfillParams) -> tuple[str, ...]:
 
 
 def revise_needs(params: ReviseParams, prescored: bool = False) -> tuple[str, ...]:
-    """The models a revision runs on: the drafter only where it scores the text (no spans given,
-    ``detect`` not refiner-only) and its scores did not come with the request (``prescored``)."""
+    """The models a revision runs on: the drafter where it scores the text (no spans given,
+    ``detect`` not refiner-only) and its scores did not come with the request (``prescored``),
+    or where it checks proofreading's fixes of prose."""
     scores_with_drafter = params.spans is None and params.detect != "refiner" and not prescored
-    return (DRAFTER, REFINER) if scores_with_drafter else (REFINER,)
+    return (DRAFTER, REFINER) if scores_with_drafter or proofreads(params) else (REFINER,)
+
+
+def compliance_needs(has_drafter: bool) -> tuple[str, ...]:
+    """The models rule application runs on: the refiner rewrites, the drafter (when served) ranks."""
+    return (DRAFTER, REFINER) if has_drafter else (REFINER,)
 
 
 class Pipelines:
@@ -69,8 +75,8 @@ class Pipelines:
                scorer: Any | None = None) -> Outcome[ReviseResult]:
         """``scorer``: stands in for the drafter where it scores the text (a Serve replica passes
         the drafter deployment's scores this way)."""
-        drafter = scorer or (self.drafter if DRAFTER in revise_needs(params) else None)
-        res = revise(text, params, self.need_refiner(), drafter, on_snapshot=on_snapshot)
+        drafter = self.drafter if DRAFTER in revise_needs(params, scorer is not None) else None
+        res = revise(text, params, self.need_refiner(), drafter, on_snapshot=on_snapshot, scorer=scorer)
         return Outcome(res, self.count(text), self.count(*(e.after for e in res.edits)))
 
     def repair(self, code: str, params: RepairParams) -> Outcome[RepairResult]:
@@ -78,5 +84,6 @@ class Pipelines:
         return Outcome(res, self.count(code), self.count(*(e.after for e in res.edits)))
 
     def compliance(self, text: str, rules: RuleSet, params: ComplianceParams) -> Outcome[ComplianceResult]:
-        res = apply_rules(text, rules, self.need_refiner(), params)
+        """The drafter, where this process serves one, judges how the rewrites read (else the refiner)."""
+        res = apply_rules(text, rules, self.need_refiner(), params, drafter=self.drafter)
         return Outcome(res, self.count(text), self.count(*(e.after for e in res.edits)))

@@ -114,6 +114,20 @@ class IssueOut(BaseModel):
     message: str = Field(description="what the parser said")
 
 
+class ReviewOut(BaseModel):
+    """A banned phrase left as it was for a person to decide: no candidate was good enough to apply."""
+
+    rule_id: str = Field(description="the rule the phrase breaks")
+    start: int = Field(description="start offset of the phrase in the input (code points)")
+    end: int = Field(description="end offset of the phrase (exclusive)")
+    phrase: str = Field(description="input[start:end]")
+    reason: str = Field(description="still_banned: every candidate kept a banned phrase; reads_worse: the best read "
+                                    "worse than the original; over_budget: past max_rewrites, not tried")
+    suggestion: str | None = Field(description="the phrase's sentence as the best candidate writes it (not applied)")
+    fluency_before: float | None = Field(None, description="the sentence's mean log-probability per token")
+    fluency_after: float | None = Field(None, description="the suggestion's mean log-probability per token")
+
+
 class EditResponse(BaseModel):
     """Shared by /v1/revise and /v1/repair: the new text and how it differs from the input."""
 
@@ -126,7 +140,11 @@ class EditResponse(BaseModel):
     diff: str = Field(description="unified diff from input to output; empty when unchanged")
     matches: list[dict[str, Any]] = Field(description="the edits as LanguageTool matches")
     spans: list[tuple[int, int]] | None = Field(None, description="revise: character ranges that were re-masked")
-    unresolved: list[str] | None = Field(None, description="compliance: rule ids whose hits could not be fixed")
+    unresolved: list[str] | None = Field(None, description="compliance: rule ids with a hit left as it was (needs "
+                                                           "review, or a required term with no clause to add)")
+    needs_review: list[ReviewOut] | None = Field(None, description="compliance: banned phrases not rewritten, each "
+                                                                   "with its rule, span and best suggestion")
+    applied: int | None = Field(None, description="compliance: banned phrases rewritten in the text")
     parses: bool | None = Field(None, description="repair: whether the output parses")
     rounds: int | None = Field(None, description="repair: rounds run")
     issues_before: list[IssueOut] | None = Field(None, description="repair: syntax issues of the input")
@@ -188,7 +206,9 @@ def edit_response(out: Outcome[EditResult], model: str) -> EditResponse:
     if isinstance(r, ReviseResult):
         return EditResponse(object="revision", spans=[tuple(s) for s in r.spans], **common)
     if isinstance(r, ComplianceResult):
-        return EditResponse(object="compliance", unresolved=r.unresolved, **common)
+        return EditResponse(object="compliance", unresolved=r.unresolved, applied=r.applied,
+                            needs_review=[ReviewOut.model_validate(v, from_attributes=True) for v in r.needs_review],
+                            **common)
     return EditResponse(object="repair", parses=r.parses, rounds=r.rounds,
                         issues_before=[IssueOut.model_validate(i, from_attributes=True) for i in r.issues_before],
                         issues_after=[IssueOut.model_validate(i, from_attributes=True) for i in r.issues_after],
