@@ -5,14 +5,15 @@ Add, Softmax and MatMul over the whole (B, nh, L, L) score matrix, plus an IsNaN
 that guards fully masked rows. At 2,048 tokens ONNX Runtime spent more time in that Where
 than in all the linear layers together, and every op streams the score matrix through
 memory once more. ONNX Runtime's ``com.microsoft.MultiHeadAttention`` does the same
-computation in one kernel (scores, key padding, softmax and the weighted sum per head),
-on the CPU and CUDA providers alike.
+computation in one kernel (scores, key padding, softmax and the weighted sum per head):
+the ONNX refiner forward at 2,048 tokens took 1.4x less time with it, 1.1x at 512, the same
+at 128 (2 cores). The CPU provider is the one tested; the CUDA provider has the op too.
 
 :class:`FusedAttention` is an autograd function whose ``forward`` is the eager computation
 and whose ``symbolic`` is that node, so the tracer records the fused node and eager numerics
 stay exactly as they are. The refiner's attention calls it (through :func:`fused_attention`)
-only while an export is being traced (see ``Attention.attend``). Opset 23's own ``Attention`` op would be the standard
-alternative, but the TorchScript exporter stops at opset 20.
+only while an export is being traced (see ``Attention.attend``). Opset 23's own ``Attention``
+op would be the standard alternative, but the TorchScript exporter stops at opset 20.
 """
 
 from __future__ import annotations
