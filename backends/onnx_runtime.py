@@ -14,8 +14,9 @@ eager on probe inputs before it is cached.
 Cache. An export lives next to its weights, ``<model_dir>/onnx/model.onnx``, with
 ``export.json`` recording what it was built from: the SHA-256 of the weight and config files,
 the opset, the torch version, the exporter, the graph variant and how attention is written.
-Any difference means the export is stale and is rebuilt. Files are written to a temporary directory beside the target
-and moved in with ``os.replace``, the metadata last, so a reader never sees half an export.
+Any difference means the export is stale and is rebuilt. Files are written to a temporary
+directory beside the target and moved in with ``os.replace``, the metadata last, so a reader
+never sees half an export.
 """
 
 from __future__ import annotations
