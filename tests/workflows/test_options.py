@@ -101,8 +101,9 @@ def test_cli_flags_are_generated_from_the_fields() -> None:
                                                               stop=["\n", ";"], seed=3, top_p=0.5)
     revise = parsed_options(ReviseParams, cli("revise", "--no-spelling", "--detect", "both", "--language", "prose"))
     assert (revise.spelling, revise.detect, revise.language) == (False, "both", "prose")
-    rules = parsed_options(ComplianceParams, cli("revise", "--rules", "r.yaml", "--neighbours", "2", "--steps", "5"))
-    assert (rules.neighbours, rules.steps) == (2, 5)
+    rules = parsed_options(ComplianceParams, cli("revise", "--rules", "r.yaml", "--fluency-margin", "0.2",
+                                                 "--steps", "5"))
+    assert (rules.fluency_margin, rules.steps) == (0.2, 5)
 
 
 def test_cli_flags_refuse_what_the_request_refuses(capsys: pytest.CaptureFixture[str]) -> None:
