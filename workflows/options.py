@@ -7,7 +7,7 @@ expose from these models with :func:`option`, and the CLI generates its flags fr
 models' fields, so an option means the same thing whichever way it arrives, and an option a
 request leaves out takes the default written here.
 
-The options every denoising pipeline takes (step budget, commit threshold, seed) are the fields
+The options every denoising pipeline takes (step budget, commit threshold, factor rule, seed) are the fields
 of :class:`Denoising`, which each pipeline's model extends; they and the options several
 pipelines share (temperature, context window, cache) are declared once, as annotated types
 below. Defaults differ by kind of endpoint only where there is a reason, and then they sit in
@@ -35,6 +35,7 @@ Kind = Literal["infill", "revise", "compliance", "repair"]
 # small offsets the pipelines add to it
 SEED_MAX = 2**53 - 1
 MAX_REWRITES = 64  # default budget of spans the refiner rewrites in one request
+MAX_FACTOR = 16.0  # past it the factor rule commits a whole span of likely-wrong tokens in one step
 # compliance: how much worse (mean log-probability per token) a rewrite's sentence may read than the
 # original's; at 0 no applied rewrite reads worse (`remask bench quality --only compliance` sweeps it)
 COMPLIANCE_MARGIN = 0.0
@@ -76,6 +77,10 @@ Steps = Annotated[int, Field(ge=1, le=CEILING_STEPS, json_schema_extra=limited("
 Threshold = Annotated[float | None, Field(ge=0.0, le=1.0, description=(
     "each denoising step commits every position above this confidence (at least one); "
     "null: an even schedule over steps"))]
+Factor = Annotated[float | None, Field(ge=0.0, le=MAX_FACTOR, description=(
+    "Fast-dLLM's factor rule: each denoising step also commits the n likeliest positions while "
+    "(n + 1) * (1 - p_n) < factor (more tokens per step when the model is sure); 0: off; null: the "
+    "model's calibrated value (sampler.json beside its weights), off without one"))]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0, description="0 = greedy (the same output every time); "
                                                                 "above 0 samples")]
 Seed = Annotated[int | None, Field(ge=0, le=SEED_MAX, description=f"makes sampling reproducible; 0 to {SEED_MAX}")]
@@ -103,6 +108,7 @@ class Denoising(BaseModel):
     model_config = ConfigDict(extra="forbid")
     steps: Steps
     threshold: Threshold = COMMIT_THRESHOLD
+    factor: Factor = None
     seed: Seed
 
 
