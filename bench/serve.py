@@ -10,6 +10,9 @@ at a time, then ``--concurrency`` at a time. Each phase is bounded by ``--reques
 - ``rps_c1``, ``rps_c8``: completed requests per second at concurrency 1 and 8
 - ``p50_ms_c8``: latency at concurrency 8; ``errors``: non-200 answers and failed requests
 - ``scaling``: rps_c8 / rps_c1 (target >= 2.5); targets: p50 < 250 ms, zero errors
+- with ``--compare-raw``: ``raw_vs_candidates``, each request sent twice in turn (the models'
+  single raw answer, then the completion with candidates: scoped, checked, ranked), so load
+  drift slows both alike: p50 of each and their ratio (target <= 1.3)
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--startup-timeout", type=float, default=240.0)
+    p.add_argument("--compare-raw", action="store_true",
+                   help="also time each request with and without the candidate search, in turn (one run)")
     p.add_argument("--server", default="serve", choices=["serve", "serve-local"],
                    help="what to start when no --url is given (default: the Ray Serve app)")
 
@@ -107,6 +112,31 @@ async def _phase(url: str, cases: list[dict[str, Any]], concurrency: int, n: int
     }
 
 
+async def _paired(url: str, cases: list[dict[str, Any]], n: int, max_s: float) -> dict[str, Any]:
+    """Each request without the candidate search, then with it, one at a time: p50 of each."""
+    import httpx
+
+    lat: dict[bool, list[float]] = {False: [], True: []}
+    errors = 0
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60) as client:
+        for i in range(n):
+            if time.perf_counter() - t0 >= max_s:
+                break
+            for search in (False, True):
+                s = time.perf_counter()
+                r = await client.post(f"{url}/v1/completions", json={**cases[i % len(cases)], "candidates": search})
+                if r.status_code == 200:
+                    lat[search].append(1000 * (time.perf_counter() - s))
+                else:
+                    errors += 1
+    raw = statistics.median(lat[False]) if lat[False] else None
+    found = statistics.median(lat[True]) if lat[True] else None
+    return {"pairs": min(len(lat[False]), len(lat[True])), "errors": errors,
+            "raw_p50_ms": round(raw, 1) if raw else None, "candidates_p50_ms": round(found, 1) if found else None,
+            "ratio": round(found / raw, 2) if raw and found else None}
+
+
 def _cases(args: argparse.Namespace) -> list[dict[str, Any]]:
     from bench.quality import held_out, infill_cases
 
@@ -155,6 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         asyncio.run(_phase(url, cases, 1, args.warmup, args.max_seconds))  # warm-up, not counted
         c1 = asyncio.run(_phase(url, cases, 1, args.requests, args.max_seconds))
         cn = asyncio.run(_phase(url, cases, args.concurrency, args.requests, args.max_seconds))
+        paired = asyncio.run(_paired(url, cases, args.requests, args.max_seconds)) if args.compare_raw else None
     return {
         "server": args.server if args.url is None else args.url, "mode": args.mode, "max_tokens": args.max_tokens,
         "steps": args.steps,
@@ -165,4 +196,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": {"c1": c1["requests"], f"c{args.concurrency}": cn["requests"]},
         "startup_s": round(startup_s, 1) if startup_s is not None else None,
         "cpu": {"cores": os.cpu_count()},
+        **({"raw_vs_candidates": paired} if paired is not None else {}),
     }
