@@ -18,7 +18,6 @@ import torch
 from backends import Backend
 from backends.tokens import SpecialIds, special_ids
 from refiner.editing import EditResult, FilledSpan, SpanEdit, fill_spans, infill_variable
-from refiner.lexicon import Lexicon
 from refiner.model import RefinerModel, tokenizer_config
 from refiner.onnx_backend import load_onnx_predictor
 from refiner.predictor import Kind, MaskPredictor, load_predictor, native_predictor
@@ -79,7 +78,6 @@ class TextRefiner:
         self.defaults = defaults or SamplerDefaults()
         self.config = self.sampler(config or SamplerConfig(steps=16, threshold=0.9, cache=True))
         self.path: str | None = None  # the model directory, when loaded from one (audit records)
-        self.lexicon: Lexicon | None = None  # words of the training prose (spelling), when shipped
 
     @classmethod
     def from_pretrained(
@@ -97,7 +95,6 @@ class TextRefiner:
             raise FileNotFoundError(f"no tokenizer files in model directory {str(path)!r}")
         out = cls(predictor, tokenizer, **{"defaults": SamplerDefaults.beside(path), **kwargs})
         out.path = str(path)
-        out.lexicon = Lexicon.beside(path)
         return out
 
     def sampler(self, config: SamplerConfig | None) -> SamplerConfig:

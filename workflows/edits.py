@@ -60,7 +60,7 @@ def compute_edits(
         end = a[s1 - 1][1] + len(a[s1 - 1][0]) if s1 > s0 else start
         j0 = b[d0][1] if d0 < len(b) else len(revised)
         after = "".join(b_words[d0:d1])
-        edit = _trim(Edit(start, end, original[start:end], after, reason, 1.0))
+        edit = trim(Edit(start, end, original[start:end], after, reason, 1.0))
         shift = edit.start - start  # characters trimmed at the front, same on both sides
         conf = confidence(j0 + shift, j0 + shift + len(edit.after)) if callable(confidence) else confidence
         edits.append(Edit(edit.start, edit.end, edit.before, edit.after, reason, round(float(conf), 4)))
@@ -88,7 +88,7 @@ def change_blocks(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int, in
     return [(s0, s1, d0, d1) for s0, s1, d0, d1 in blocks]
 
 
-def _trim(e: Edit) -> Edit:
+def trim(e: Edit) -> Edit:
     """Drop spaces and punctuation that before and after share at their ends.
 
     "colour " -> "color " becomes "colour" -> "color"; ")" -> "):" becomes an inserted ":".
@@ -130,6 +130,36 @@ def merge_adjacent(edits: Sequence[Edit]) -> list[Edit]:
         else:
             out.append(e)
     return out
+
+
+def relabel(edits: Sequence[Edit], marks: Sequence[Edit]) -> list[Edit]:
+    """Give each edit the reason and confidence of the mark it overlaps most (both into one text).
+
+    A pipeline that changed a text in known places, for known reasons, diffs the result
+    word by word (:func:`compute_edits`) and labels each word-level edit with this; an edit
+    no mark overlaps keeps its own label.
+    """
+    out = []
+    for e in edits:
+        k = nearest_mark(e, marks)
+        if k is not None:
+            e = Edit(e.start, e.end, e.before, e.after, marks[k].reason, marks[k].confidence)
+        out.append(e)
+    return out
+
+
+def nearest_mark(e: Edit, marks: Sequence[Edit]) -> int | None:
+    """The index of the mark ``e`` overlaps most; None when it overlaps none."""
+    def overlap(k: int) -> int:
+        (ms, me), (es, ee) = _reach(marks[k]), _reach(e)
+        return min(me, ee) - max(ms, es)
+    best = max(range(len(marks)), key=overlap, default=None)
+    return best if best is not None and overlap(best) > 0 else None
+
+
+def _reach(e: Edit) -> tuple[int, int]:
+    """The characters an edit covers; an insertion covers one on each side (the words it sits between)."""
+    return (e.start - 1, e.end + 1) if e.start == e.end else (e.start, e.end)
 
 
 def apply_edits(original: str, edits: Sequence[Edit]) -> str:

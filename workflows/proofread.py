@@ -1,72 +1,148 @@
-"""Proofreading of prose: misspelled words and swapped word pairs, with a noisy channel.
+"""Proofreading of prose: misspelled, swapped and missing words, each fix checked by both models.
 
-A free-form rewrite by a small refiner tends to replace right words with words the model
-likes better, and its own pseudo-likelihood then approves the change. Proofreading asks a
-narrower question the model can answer: of a few named alternatives for one place in the
-text, which reads best? Alternatives come from rules a person would apply, and the
-refiner only ranks them:
+A free-form rewrite by a small refiner replaces right words with words the model likes
+better, and its own score then approves the change. Proofreading asks narrower questions
+instead, and keeps an answer only when both models agree it clearly helps:
 
-- spelling: a word the lexicon (see :mod:`refiner.lexicon`) does not know, or knows as
-  rare, against the lexicon words one edit away (a letter deleted, inserted, replaced, or
-  two adjacent letters transposed). Each alternative scores its log prior (word frequency,
-  plus a typo penalty for every word but the one written) plus the refiner's log-probability
-  of its tokens with them masked in context. The word is replaced only when a candidate
-  beats the word as written by a margin.
-- word order: two adjacent words against the same two words swapped, scored by the
-  refiner's pseudo-likelihood of the pair and one token on each side (each token masked in
-  turn, so the model sees how the words fit each other). A swap is kept only when it wins
-  by a margin.
+- candidates: a word the English dictionary (see :mod:`refiner.lexicon`) does not know,
+  against the dictionary words nearest to it (spelling); two adjacent words against the same
+  two swapped (word order); a gap between two words against the refiner's likeliest words
+  for one masked token there (a missing word);
+- the check: every candidate is applied alone to its sentence, and the sentence is scored
+  before and after by the drafter (mean log-probability per token, left to right) and by the
+  refiner (mean pseudo-log-likelihood per token, each token masked in one of ``stride``
+  passes). A candidate is kept only when *both* means rise by their margins: one model's
+  preference alone is what made the old proofreader replace rare right words;
+- rounds: the best kept candidate of each sentence is applied, and the sentences that
+  changed are proofread again (a sentence with a swap and a missing word needs two rounds).
 
-All alternatives of a document are scored in one batch of short windows around them.
-Offsets are code points into the text given.
+Only prose is touched: code spans and blocks, lines that read as code, URLs, e-mail
+addresses, link targets, and words with digits, underscores, inner dots or mixed case
+(identifiers, versions, numbers) are never edited, though they stay in the sentences the
+models score. Offsets are code points into the text given.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from refiner.lexicon import CLAUSE, Lexicon, case_like, words
+from refiner.lexicon import Lexicon, case_like, english
 from refiner.scoring import ScoreRow
 from refiner.text import TextRefiner
-from workflows.edits import Edit, apply_edits
+from workflows.edits import Edit, apply_edits, compute_edits, nearest_mark, relabel, trim
 
-# space-free chunks; a swap moves two that are plain words, maybe with punctuation around
+# space-free chunks; an editable one is a plain word, maybe with punctuation around
 _CHUNK = re.compile(r"\S+")
-_PLAIN = re.compile(r"[(\"'\[]?[^\W\d_]+(?:['/-][^\W\d_]+)*[.,;:!?)\"'\]]{0,3}")
+_PLAIN = re.compile(r"[(\"'\[*_]{0,2}[^\W\d_]+(?:['-][^\W\d_]+)*[.,;:!?)\"'\]*_]{0,3}")
+_LETTERS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+# spans that are not prose, whatever words they hold
+_NOT_PROSE = re.compile(
+    r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)"  # fenced code blocks
+    r"|`[^`\n]*`"  # inline code
+    r"|<?(?:https?|ftp)://[^\s>)]*>?|\bwww\.[^\s)]+"  # URLs
+    r"|\]\([^)\n]*\)"  # markdown link targets
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
+    r"|^[ \t]*(?:>>>|\.\.\.|\$|%)[ \t][^\n]*",  # interactive sessions and shell prompts
+    re.DOTALL | re.MULTILINE,
+)
 # lines only code has: a statement keyword first, a block opener or terminator last, an
 # assignment, a closing bracket first; prose that mentions calls, like "sorted()", has none
 _CODE_LINE = re.compile(r"^\s*(?:def|class|import|return|elif|else:|try:|while|function|var|let|const|#include)\b"
                         r"|^\s*from\s+[\w.]+\s+import\b|^\s*(?:if|for)\b.*:\s*$|\)\s*:\s*$|[;{]\s*$"
                         r"|^\s*[}\])]|^\s*[\w.\[\]]+\s*[-+*/]?=[^=]")
+# where a sentence ends: after . ! ? and space, at a blank line, before a list item or heading
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*+#>|]|\d+[.)]|#\.)\s)")
 
 
 @dataclass(frozen=True)
 class ProofreadConfig:
-    """How sure proofreading must be before it changes a word; defaults measured on held-out prose."""
+    """How proofreading proposes and checks fixes; margins measured on held-out prose."""
 
-    typo_logp: float = -6.0  # log P(a given word was mistyped): the noisy channel's cost of a correction
-    lm_weight: float = 1.0  # weight of the refiner's log-probability beside the frequency prior
-    spelling_margin: float = 1.0  # a correction must beat the word as written by this much (nats)
-    rare_count: int = 0  # words seen at most this often in training count as doubtful (0: unknown only)
-    min_letters: int = 3  # shorter words are left alone: too many neighbours, often abbreviations
-    order_margin: float = 5.0  # a swap must raise the words' log-probability by this much (nats)
-    order_scorer: str = "lexicon"  # "lexicon": word-pair counts; "refiner": its pseudo-likelihood (slow, weak)
-    context_chars: int = 120  # characters of context fed on each side of an alternative
-    batch_rows: int = 256  # windows per forward pass
+    drafter_margin: float = 0.15  # mean log-prob per token the sentence must gain under the drafter (nats)
+    refiner_margin: float = 0.1  # the same under the refiner's pseudo-log-likelihood (nats)
+    stride: int = 4  # the refiner's pseudo-likelihood masks every stride-th token, in stride passes
+    max_distance: int = 2  # spelling: dictionary words at most this many edits away are candidates
+    suggestions: int = 5  # spelling: most candidates per unknown word (nearest, most frequent first)
+    min_letters: int = 3  # shorter unknown words are left alone: abbreviations, too many neighbours
+    missing_top_k: int = 1  # missing words: the refiner's likeliest tokens tried at each gap
+    missing_min_p: float = 0.3  # missing words: a token the refiner gives less than this at the gap is not tried
+    rounds: int = 3  # sentences that changed are proofread again, this many times in all
+    max_sentence_tokens: int = 200  # longer "sentences" (tables, lists without stops) are left alone
+    batch_rows: int = 256  # refiner rows per forward pass
+
+
+class SentenceScorer(Protocol):
+    """What proofreading needs of the drafter: per-token log-probabilities of any text."""
+
+    def score(self, text: str) -> _Scored: ...
+
+
+class _Scored(Protocol):
+    logprobs: list[float]
 
 
 @dataclass(frozen=True)
-class _Alt:
-    """Replace text[start:end] with ``after``; score its tokens (joint mask or one by one)."""
-
+class _Chunk:
     start: int
     end: int
-    after: str
-    pll: bool  # True: pseudo-likelihood (one row per token); False: all tokens masked at once
-    extra: int = 0  # neighbour tokens on each side also scored (pll only)
+    editable: bool  # a plain word outside every non-prose span
+
+
+@dataclass
+class _Candidate:
+    edit: Edit  # offsets into the text of this round
+    unit: tuple[int, int]  # the sentence(s) it is judged in
+    drafter_gain: float = 0.0
+    refiner_gain: float = 0.0
+
+    @property
+    def gain(self) -> float:
+        return min(self.drafter_gain, self.refiner_gain)
+
+
+@dataclass
+class _Judge:
+    """Sentence scores under both models, each text scored once."""
+
+    refiner: TextRefiner
+    drafter: SentenceScorer | None
+    cfg: ProofreadConfig
+    drafter_cache: dict[str, float] = field(default_factory=dict)
+    refiner_cache: dict[str, float] = field(default_factory=dict)
+
+    def drafter_means(self, texts: Sequence[str]) -> list[float]:
+        assert self.drafter is not None
+        for t in dict.fromkeys(texts):
+            if t not in self.drafter_cache:
+                lp = [x for x in self.drafter.score(t).logprobs if math.isfinite(x)]
+                self.drafter_cache[t] = sum(lp) / max(1, len(lp))
+        return [self.drafter_cache[t] for t in texts]
+
+    def refiner_means(self, texts: Sequence[str]) -> list[float]:
+        """Pseudo-log-likelihood per token: ``stride`` rows per text, row j masking tokens i % stride == j."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self.refiner_cache]
+        rows: list[ScoreRow] = []
+        owner: list[int] = []
+        sizes: list[int] = []
+        for k, t in enumerate(todo):
+            ids, _ = self.refiner.encode(t)
+            sizes.append(len(ids))
+            for phase in range(min(self.cfg.stride, len(ids))):
+                picked = list(range(phase, len(ids), self.cfg.stride))
+                rows.append(ScoreRow(ids, picked, picked))
+                owner.append(k)
+        sums = [0.0] * len(todo)
+        for k, logp in zip(owner, self.refiner.score(rows, self.cfg.batch_rows)):
+            sums[k] += logp
+        for t, total, n in zip(todo, sums, sizes):
+            self.refiner_cache[t] = total / max(1, n)
+        return [self.refiner_cache[t] for t in texts]
 
 
 def looks_like_code(text: str) -> bool:
@@ -78,111 +154,236 @@ def looks_like_code(text: str) -> bool:
     return hits >= max(1, len(lines) / 3) and hits >= min(2, len(lines))
 
 
-def score_alternatives(text: str, alts: list[_Alt], refiner: TextRefiner, context_chars: int,
-                       batch_rows: int = 256) -> list[float]:
-    """Sum of log-probabilities the refiner gives each alternative's tokens in its window."""
-    rows: list[ScoreRow] = []
-    owner: list[int] = []  # the alternative each row scores
-    for k, a in enumerate(alts):
-        left = text[max(0, a.start - context_chars) : a.start]
-        right = text[a.end : a.end + context_chars]
-        ids, offsets = refiner.encode(left + a.after + right)
-        lo, hi = len(left), len(left) + len(a.after)
-        idx = [i for i, (s, e) in enumerate(offsets) if s < max(hi, lo + 1) and lo < e]
-        if not idx:
-            continue
-        if a.pll:  # one row per token, each masked alone
-            first, last = max(0, idx[0] - a.extra), min(len(ids), idx[-1] + 1 + a.extra)
-            rows += [ScoreRow(ids, masked=[i], scored=[i]) for i in range(first, last)]
-            owner += [k] * (last - first)
-        else:
-            rows.append(ScoreRow(ids, masked=idx, scored=idx))
-            owner.append(k)
-    scores = [0.0] * len(alts)
-    for k, logp in zip(owner, refiner.score(rows, batch_rows)):
-        scores[k] += logp
-    return scores
+def not_prose(text: str) -> list[tuple[int, int]]:
+    """Character ranges proofreading never edits: code, URLs, addresses, link targets, code lines."""
+    spans = [(m.start(), m.end()) for m in _NOT_PROSE.finditer(text)]
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        if _CODE_LINE.search(line):
+            spans.append((pos, pos + len(line)))
+        pos += len(line)
+    return sorted(spans)
 
 
-def spelling_edits(text: str, lexicon: Lexicon, refiner: TextRefiner, cfg: ProofreadConfig) -> list[Edit]:
-    """Corrections of words the lexicon does not know (or knows as rare), reason "spelling"."""
-    places: list[tuple[int, int, str, list[str]]] = []
-    for m in words(text):
-        w = m.group()
-        lower = w.lower()
-        if len(w) < cfg.min_letters or lexicon.count(w) > cfg.rare_count:
-            continue
-        if w != lower and w != w.upper() and w[1:] != lower[1:]:
-            continue  # mixed case (iPhone, McKay, camelCase): a name, not a typo
-        cands = [case_like(c, w) for c in lexicon.candidates(lower)]
-        if cands:
-            places.append((m.start(), m.end(), w, cands))
-    if not places:
-        return []
-    alts = [_Alt(s, e, c, pll=False) for s, e, w, cands in places for c in [w, *cands]]
-    lm = iter(score_alternatives(text, alts, refiner, cfg.context_chars, cfg.batch_rows))
-    out: list[Edit] = []
-    for s, e, w, cands in places:
-        totals = [lexicon.log_prior(c) + cfg.lm_weight * next(lm) + (0.0 if c == w else cfg.typo_logp)
-                  for c in [w, *cands]]
-        best = max(range(1, len(totals)), key=totals.__getitem__)
-        if totals[best] > totals[0] + cfg.spelling_margin:
-            out.append(Edit(s, e, w, cands[best - 1], "spelling", round(_share(totals, best), 4)))
+def sentences(text: str) -> list[tuple[int, int]]:
+    """The sentences of ``text`` as (start, end) ranges without the space around them."""
+    out = []
+    pos = 0
+    for m in [*_SENTENCE_BREAK.finditer(text), None]:
+        end = len(text) if m is None else m.start()
+        piece = text[pos:end]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            out.append((pos + lead, pos + len(piece.rstrip())))
+        if m is not None:
+            pos = m.end()
     return out
 
 
-def order_edits(text: str, lexicon: Lexicon | None, refiner: TextRefiner, cfg: ProofreadConfig) -> list[Edit]:
-    """Swaps of adjacent words that read clearly better, reason "word_order".
+def _chunks(text: str, protected: list[tuple[int, int]]) -> list[_Chunk]:
+    starts = [s for s, _ in protected]
+    out = []
+    for m in _CHUNK.finditer(text):
+        i = bisect.bisect_left(starts, m.end())
+        inside = any(s < m.end() and m.start() < e for s, e in protected[max(0, i - 8) : i])
+        word = m.group()
+        core = _LETTERS.search(word)
+        mixed = core is not None and _mixed_case(core.group())
+        out.append(_Chunk(m.start(), m.end(), not inside and not mixed and bool(_PLAIN.fullmatch(word))))
+    return out
 
-    The swap of chunks A B (space-free, one space apart) is scored by the lexicon's word
-    pairs over [last word before, A's words, B's words, first word after] in both orders;
-    with ``cfg.order_scorer == "refiner"``, by the refiner's pseudo-likelihood instead.
+
+def _mixed_case(word: str) -> bool:
+    """iPhone, McKay, camelCase: a name, not a typo (Title and UPPER case are plain)."""
+    return word != word.lower() and word != word.upper() and word[1:] != word[1:].lower()
+
+
+def _unit_of(units: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
+    """The range of the sentences [start, end) touches (an insertion touches the one it is in)."""
+    hit = [u for u in units if u[0] <= max(start, end - 1) and start <= u[1] and (u[0] < end or start == end)]
+    return (hit[0][0], hit[-1][1]) if hit else None
+
+
+def spelling_candidates(text: str, chunks: list[_Chunk], lexicon: Lexicon, cfg: ProofreadConfig) -> list[Edit]:
+    """Unknown words against the dictionary words nearest to them, reason "spelling"."""
+    out = []
+    for c in chunks:
+        if not c.editable:
+            continue
+        for m in _LETTERS.finditer(text, c.start, c.end):
+            w = m.group()
+            if len(w) < cfg.min_letters or w in lexicon:
+                continue
+            for cand in lexicon.candidates(w, cfg.max_distance, cfg.suggestions):
+                out.append(Edit(m.start(), m.end(), w, case_like(cand, w), "spelling", 0.0))
+    return out
+
+
+def order_candidates(text: str, chunks: list[_Chunk]) -> list[Edit]:
+    """Two adjacent plain words, one space apart, against the same two swapped, reason "word_order"."""
+    out = []
+    for a, b in itertools.pairwise(chunks):
+        if not (a.editable and b.editable) or text[a.end : b.start] != " ":
+            continue
+        first, second = text[a.start : a.end], text[b.start : b.end]
+        if first.lower() != second.lower():
+            out.append(Edit(a.start, b.end, f"{first} {second}", f"{second} {first}", "word_order", 0.0))
+    return out
+
+
+def missing_candidates(text: str, chunks: list[_Chunk], units: list[tuple[int, int]], refiner: TextRefiner,
+                       cfg: ProofreadConfig) -> list[Edit]:
+    """A word inserted between two words of a sentence, reason "missing_word".
+
+    The refiner proposes its likeliest tokens for one masked position in the gap; a
+    proposal is tried only when it is a whole word (a space, then letters) and the refiner
+    gives it at least ``missing_min_p`` there. A gap where the refiner's first choice is its
+    filler token (nothing belongs here) gets no candidates.
     """
-    chunks = [m for m in _CHUNK.finditer(text)]
-    pairs = []
-    for i, (a, b) in enumerate(itertools.pairwise(chunks)):
-        if text[a.end() : b.start()] != " " or a.group().lower() == b.group().lower():
-            continue
-        if not (_PLAIN.fullmatch(a.group()) and _PLAIN.fullmatch(b.group())):
-            continue  # code (iter(), x.y) and numbers are not prose words
-        pairs.append((i, a.start(), b.end(), f"{b.group()} {a.group()}"))
-    if not pairs:
+    gaps = []
+    for a, b in itertools.pairwise(chunks):
+        unit = next((u for u in units if u[0] <= a.start and b.end <= u[1]), None)  # one sentence holds both
+        if a.editable and b.editable and text[a.end : b.start] == " " and unit is not None:
+            gaps.append((a.end, unit))
+    if not gaps:
         return []
-    if cfg.order_scorer == "refiner" or lexicon is None:
-        alts = [_Alt(s, e, t, pll=True, extra=1) for _, s, e, swapped in pairs for t in (text[s:e], swapped)]
-        sc = score_alternatives(text, alts, refiner, cfg.context_chars, cfg.batch_rows)
-        gains = [sc[2 * k + 1] - sc[2 * k] for k in range(len(pairs))]
-    else:
-        ws = [[w.group() for w in words(c.group())] for c in chunks]
-        gains = []
-        for i, *_ in pairs:
-            before = ws[i - 1][-1:] if i > 0 and not _ends_clause(chunks[i - 1].group()) else []
-            after = ws[i + 2][:1] if i + 2 < len(ws) else []
-            kept = lexicon.sequence_logp(before + ws[i] + ws[i + 1] + after)
-            swapped = lexicon.sequence_logp(before + ws[i + 1] + ws[i] + after)
-            gains.append(swapped - kept)
-    out: list[Edit] = []
-    taken: list[tuple[int, int]] = []
-    for gain, k in sorted(zip(gains, range(len(pairs))), reverse=True):
-        _, s, e, after_text = pairs[k]
-        if gain <= cfg.order_margin:
-            break
-        if any(s < te and ts < e for ts, te in taken):
+    sides = [(refiner.encode(text[u0:at])[0], refiner.encode(text[at:u1])[0]) for at, (u0, u1) in gaps]
+    proposals = refiner.top_k_between(sides, cfg.missing_top_k)
+    filler = refiner.special.filler
+    tried: list[tuple[int, str]] = []
+    rows: list[ScoreRow] = []
+    for (at, _), (left, right), toks in zip(gaps, sides, proposals):
+        if filler is not None and toks and toks[0] == filler:
             continue
-        taken.append((s, e))
-        out.append(Edit(s, e, text[s:e], after_text, "word_order", round(1 / (1 + math.exp(-gain)), 4)))
-    return sorted(out, key=lambda x: x.start)
+        for t in toks:
+            word = refiner.decode([t])
+            if word.startswith(" ") and _LETTERS.fullmatch(word[1:]):
+                tried.append((at, word))
+                rows.append(ScoreRow([*left, t, *right], [len(left)], [len(left)]))
+    floor = math.log(cfg.missing_min_p)
+    scores = refiner.score(rows, cfg.batch_rows)
+    return [Edit(at, at, "", word, "missing_word", 0.0) for (at, word), lp in zip(tried, scores) if lp >= floor]
 
 
-def _ends_clause(chunk: str) -> bool:
-    return bool(CLAUSE.search(chunk[-1:]))
+def _judge(text: str, cands: list[_Candidate], judge: _Judge) -> list[_Candidate]:
+    """The candidates both models score above the sentence as written, by their margins."""
+    def after(c: _Candidate) -> str:
+        u0, u1 = c.unit
+        return text[u0 : c.edit.start] + c.edit.after + text[c.edit.end : u1]
+
+    cfg = judge.cfg
+    if judge.drafter is not None and cands:
+        before = judge.drafter_means([text[c.unit[0] : c.unit[1]] for c in cands])
+        now = judge.drafter_means([after(c) for c in cands])
+        for c, b, a in zip(cands, before, now):
+            c.drafter_gain = a - b
+        cands = [c for c in cands if c.drafter_gain > cfg.drafter_margin]
+    if not cands:
+        return []
+    before = judge.refiner_means([text[c.unit[0] : c.unit[1]] for c in cands])
+    now = judge.refiner_means([after(c) for c in cands])
+    for c, b, a in zip(cands, before, now):
+        c.refiner_gain = a - b
+        if judge.drafter is None:
+            c.drafter_gain = c.refiner_gain  # one model's say is all there is
+    return [c for c in cands if c.refiner_gain > cfg.refiner_margin]
 
 
-def _share(totals: list[float], i: int) -> float:
-    """Softmax weight of alternative ``i``: the confidence reported with a correction."""
-    top = max(totals)
-    z = sum(math.exp(t - top) for t in totals)
-    return math.exp(totals[i] - top) / z
+def _best_per_sentence(kept: list[_Candidate]) -> list[_Candidate]:
+    """The best-scored kept candidate of each sentence; candidates never share a sentence."""
+    out: list[_Candidate] = []
+    for c in sorted(kept, key=lambda c: -c.gain):
+        if all(c.unit[1] < o.unit[0] or o.unit[1] < c.unit[0] for o in out):
+            out.append(c)
+    return sorted(out, key=lambda c: c.edit.start)
+
+
+def _candidates(text: str, dirty: list[tuple[int, int]], refiner: TextRefiner, lexicon: Lexicon | None,
+                cfg: ProofreadConfig, kinds: set[str]) -> list[_Candidate]:
+    units = [u for u in sentences(text) if len(refiner.encode(text[u[0] : u[1]])[0]) <= cfg.max_sentence_tokens]
+    chunks = [c for c in _chunks(text, not_prose(text))
+              if any(s <= c.start < e for s, e in dirty) and any(s <= c.start < e for s, e in units)]
+    edits: list[Edit] = []
+    if "spelling" in kinds and lexicon is not None:
+        edits += spelling_candidates(text, chunks, lexicon, cfg)
+    if "word_order" in kinds:
+        edits += order_candidates(text, chunks)
+    if "missing_word" in kinds:
+        edits += missing_candidates(text, chunks, units, refiner, cfg)
+    out = []
+    for e in edits:
+        unit = _unit_of(units, e.start, e.end)
+        if unit is not None:
+            out.append(_Candidate(e, unit))
+    return out
+
+
+def _moved(edits: list[Edit], text: str) -> list[tuple[int, int]]:
+    """Where each of ``edits`` (sorted, into ``text``) lands in ``apply_edits(text, edits)``."""
+    out, shift = [], 0
+    for e in edits:
+        out.append((e.start + shift, e.start + shift + len(e.after)))
+        shift += len(e.after) - (e.end - e.start)
+    return out
+
+
+def proofread(text: str, refiner: TextRefiner, drafter: SentenceScorer | None, cfg: ProofreadConfig,
+              spelling: bool = True, word_order: bool = True, missing_words: bool = True,
+              lexicon: Lexicon | None = None) -> tuple[str, list[Edit]]:
+    """Fix misspelled, swapped and missing words that both models clearly prefer fixed.
+
+    ``drafter`` None: the refiner alone checks each fix (a service process without the
+    drafter's weights). ``lexicon``: the spelling dictionary (default: symspellpy's English).
+    Returns the new text and word-level edits into ``text``.
+    """
+    kinds = {k for k, on in (("spelling", spelling), ("word_order", word_order), ("missing_word", missing_words))
+             if on}
+    if not kinds or not text.strip():
+        return text, []
+    lexicon = lexicon or (english() if spelling else None)
+    judge = _Judge(refiner, drafter, cfg)
+    current, marks = text, []  # marks: each applied fix as an edit into ``text``, for the reasons
+    dirty = [(0, len(text))]
+    for _ in range(cfg.rounds):
+        cands = _candidates(current, dirty, refiner, lexicon, cfg, kinds)
+        chosen = _best_per_sentence(_judge(current, cands, judge))
+        if not chosen:
+            break
+        applied = [c.edit for c in chosen]
+        so_far = compute_edits(text, current)
+        marks += [Edit(to_original(e.start, so_far), to_original(e.end, so_far, right=True), "", "", e.reason,
+                       _confidence(c)) for c, e in zip(chosen, applied)]
+        dirty = _moved(applied, current)
+        current = apply_edits(current, applied)
+        dirty = [u for u in sentences(current) if any(u[0] <= e and s <= u[1] for s, e in dirty)]
+    if current == text:
+        return text, []
+    return current, by_fix(text, compute_edits(text, current), marks)
+
+
+def by_fix(text: str, edits: list[Edit], marks: list[Edit]) -> list[Edit]:
+    """Word-level edits into ``text`` labelled with the fix that made them (its reason and
+    confidence); the pieces of one fix join into one edit: a swap shows as a word deleted in
+    one place and inserted in another, which a reader takes in as "these two words swapped"."""
+    groups: dict[int, list[Edit]] = {}
+    for e in edits:
+        k = nearest_mark(e, marks)
+        groups.setdefault(-1 - len(groups) if k is None else k, []).append(e)
+    out: list[Edit] = []
+    for k, group in groups.items():
+        s, t = min(e.start for e in group), max(e.end for e in group)
+        others = [e for e in edits if e not in group and e.start < t and s < e.end]
+        if k < 0 or len(group) == 1 or others:
+            out += relabel(group, marks)
+            continue
+        local = [Edit(e.start - s, e.end - s, e.before, e.after, e.reason, e.confidence) for e in group]
+        out.append(trim(Edit(s, t, text[s:t], apply_edits(text[s:t], local), marks[k].reason, marks[k].confidence)))
+    return sorted(out, key=lambda e: (e.start, e.end))
+
+
+def _confidence(c: _Candidate) -> float:
+    """The logistic of the smaller gain (nats per token, scaled to a 20-token sentence)."""
+    return round(1 / (1 + math.exp(-20 * c.gain)), 4)
 
 
 def to_original(pos: int, edits: list[Edit], right: bool = False) -> int:
@@ -196,22 +397,3 @@ def to_original(pos: int, edits: list[Edit], right: bool = False) -> int:
             return e.end if right else e.start
         shift += len(e.after) - (e.end - e.start)
     return pos - shift
-
-
-def proofread(text: str, refiner: TextRefiner, lexicon: Lexicon | None, cfg: ProofreadConfig,
-              spelling: bool = True, word_order: bool = True) -> tuple[str, list[Edit]]:
-    """Spelling, then word order on the corrected text; edits point into ``text``.
-
-    A swap that covers a corrected word becomes one edit (reason "word_order") from the
-    original words to the corrected, swapped ones.
-    """
-    spell = spelling_edits(text, lexicon, refiner, cfg) if spelling and lexicon is not None else []
-    mid = apply_edits(text, spell)
-    order = order_edits(mid, lexicon, refiner, cfg) if word_order else []
-    out: list[Edit] = []
-    for o in order:
-        s, e = to_original(o.start, spell), to_original(o.end, spell, right=True)
-        out.append(Edit(s, e, text[s:e], o.after, o.reason, o.confidence))
-    out += [x for x in spell if not any(x.start < o.end and o.start < x.end for o in out)]
-    out.sort(key=lambda e: e.start)
-    return apply_edits(text, out), out

@@ -8,10 +8,10 @@ breaks, each with context across the cut, all chunks in one batch; denoising fee
 window around each span, so cost follows the number of spans, not the document's length.
 Every offset in the result points into the original text.
 
-Prose found this way is first proofread (see :mod:`workflows.proofread`): words the
-refiner's lexicon does not know are checked against the lexicon words one edit away, and
-adjacent words against their swap. Free-form rewriting of doubtful prose spans is off by
-default (``rewrite_prose``): a small refiner's rewrites of prose made it worse, and its own
+Prose found this way is first proofread (see :mod:`workflows.proofread`): misspelled,
+swapped and missing words, each fix kept only when the drafter and the refiner both score
+its sentence clearly higher. Free-form rewriting of doubtful prose spans is off by default
+(``rewrite_prose``): a small refiner's rewrites of prose made it worse, and its own
 pseudo-likelihood check approved them. Code is never proofread.
 """
 
@@ -28,7 +28,7 @@ from refiner.remasking import Span, doubtful_spans, token_spans, validate_char_s
 from refiner.sampler import SamplerConfig, StepEvent
 from refiner.text import RevisedText, TextRefiner
 from workflows.audit import AuditRecord
-from workflows.edits import Edit, compute_edits, languagetool_matches, unified_diff
+from workflows.edits import Edit, compute_edits, languagetool_matches, relabel, unified_diff
 from workflows.infill import MASK_GLYPH
 from workflows.limits import check_input
 from workflows.options import ReviseParams
@@ -58,19 +58,26 @@ def revise(
     drafter: Drafter | None = None,
     on_snapshot: SnapshotFn | None = None,
     name: str = "text",
+    scorer: Any | None = None,
 ) -> ReviseResult:
-    """Revise ``text``; returns the revised text, word-level edits, a diff and an audit record."""
+    """Revise ``text``; returns the revised text, word-level edits, a diff and an audit record.
+
+    ``drafter`` finds doubtful tokens (``detect``) and checks proofreading's fixes (without
+    it, the refiner alone checks them); ``scorer`` stands in for it where only the text's own
+    scores are at hand (a Serve replica holding no drafter weights): it finds doubtful tokens only.
+    """
     check_input(text, params.max_chars, "text", "revise")
-    if params.spans is None and params.detect in ("drafter", "both") and drafter is None:
+    detector = scorer or drafter
+    if params.spans is None and params.detect in ("drafter", "both") and detector is None:
         raise ValueError(f"detect={params.detect!r} needs a drafter")
-    audit = AuditRecord.start("revise", params, refiner, drafter)
+    audit = AuditRecord.start("revise", params, refiner, detector)
     cfg = SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature,
                         seed=params.seed, cache=params.cache)
 
     stage: list[Edit] = []  # proofreading's edits, offsets into ``text``
     source = text
     if params.spans is None and _is_prose(text, params.language):
-        text, stage = _proofread_stage(source, params, refiner, audit, on_snapshot)
+        text, stage = _proofread_stage(source, params, refiner, drafter, audit, on_snapshot)
         if not params.rewrite_prose:
             return _staged_only(source, text, stage, audit, name)
 
@@ -82,7 +89,7 @@ def revise(
     else:
         reason = "low_confidence"
         with audit.timed("score"):
-            probs = doubt_scores(text, ids, offsets, params, refiner, drafter)
+            probs = doubt_scores(text, ids, offsets, params, refiner, detector)
         spans = doubtful_spans(probs, params.remask_below, params.dilation, params.merge_gap, params.max_fraction)
     if not spans:
         return _staged_only(source, text, stage, audit, name)
@@ -96,7 +103,7 @@ def revise(
     rewrites = [Edit(to_original(e.start, stage), to_original(e.end, stage, right=True), "", e.after, reason,
                      e.confidence) for e in out.edits]
     edits = compute_edits(source, out.text, reason=reason)
-    edits = [_with_confidence(e, rewrites) for e in _relabel(edits, stage + rewrites)]
+    edits = [_with_confidence(e, rewrites) for e in relabel(edits, stage + rewrites)]
     if on_snapshot is not None:
         on_snapshot(out.text)
     char_spans = [(to_original(offsets[s][0], stage), to_original(offsets[e - 1][1], stage, right=True))
@@ -105,15 +112,16 @@ def revise(
                         languagetool_matches(source, edits), nfe=out.nfe, spans=char_spans, audit=audit)
 
 
-def _proofread_stage(source: str, params: ReviseParams, refiner: TextRefiner, audit: AuditRecord,
-                     on_snapshot: SnapshotFn | None) -> tuple[str, list[Edit]]:
-    """Prose proofread (spelling, word order) as the revision's first stage: the text and its edits."""
-    lexicon = refiner.lexicon
-    if not ((params.spelling and lexicon is not None) or params.word_order):
+def _proofread_stage(source: str, params: ReviseParams, refiner: TextRefiner, drafter: Drafter | None,
+                     audit: AuditRecord, on_snapshot: SnapshotFn | None) -> tuple[str, list[Edit]]:
+    """Prose proofread (spelling, word order, missing words) as the revision's first stage: the
+    text and its edits. The audit record says which models checked the fixes."""
+    if not proofreads(params):
         return source, []
+    audit.parameters["proofread_judges"] = ["drafter", "refiner"] if drafter is not None else ["refiner"]
     with audit.timed("proofread"):
-        text, stage = proofread(source, refiner, lexicon, ProofreadConfig(),
-                                spelling=params.spelling, word_order=params.word_order and lexicon is not None)
+        text, stage = proofread(source, refiner, drafter, ProofreadConfig(), spelling=params.spelling,
+                                word_order=params.word_order, missing_words=params.missing_words)
     if stage and on_snapshot is not None:
         on_snapshot(text)
     return text, stage
@@ -121,28 +129,25 @@ def _proofread_stage(source: str, params: ReviseParams, refiner: TextRefiner, au
 
 def _staged_only(source: str, text: str, stage: list[Edit], audit: AuditRecord, name: str) -> ReviseResult:
     """The result when nothing is re-masked: the proofreading's edits alone."""
-    edits = _relabel(compute_edits(source, text, reason="spelling"), stage)
+    edits = relabel(compute_edits(source, text, reason="spelling"), stage)
     return ReviseResult(text, edits, unified_diff(source, text, name=name) if edits else "",
                         languagetool_matches(source, edits), audit=audit)
 
 
+PROSE_LANGUAGES = ("prose", "text", "plain", "markdown", "english")
+
+
+def proofreads(params: ReviseParams) -> bool:
+    """Whether a revision with these options proofreads prose it is given (no spans, a check on)."""
+    checks = params.spelling or params.word_order or params.missing_words
+    prose = params.language is None or params.language.lower() in PROSE_LANGUAGES
+    return params.spans is None and checks and prose
+
+
 def _is_prose(text: str, language: str | None) -> bool:
     if language is not None:
-        return language.lower() in ("prose", "text", "plain", "markdown", "english")
+        return language.lower() in PROSE_LANGUAGES
     return not looks_like_code(text)
-
-
-def _relabel(edits: list[Edit], stage: list[Edit]) -> list[Edit]:
-    """Give each word-level edit the reason and confidence of the stage edit it overlaps most."""
-    out = []
-    for e in edits:
-        def overlap(x: Edit, e: Edit = e) -> int:
-            return min(x.end, max(e.end, e.start + 1)) - max(x.start, e.start)
-        best = max(stage, key=overlap, default=None)
-        if best is not None and overlap(best) > 0:
-            e = Edit(e.start, e.end, e.before, e.after, best.reason, best.confidence)
-        out.append(e)
-    return out
 
 
 def _text_logp(text: str, refiner: TextRefiner, params: ReviseParams) -> tuple[list[Span], list[float]]:

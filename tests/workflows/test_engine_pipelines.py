@@ -16,11 +16,14 @@ def test_each_infill_mode_needs_its_models() -> None:
     assert infill_needs(InfillParams(mode="hybrid")) == (DRAFTER, REFINER)  # the lock order
 
 
-def test_a_revision_needs_the_drafter_only_to_score_the_text_itself() -> None:
-    assert revise_needs(ReviseParams(detect="both")) == (DRAFTER, REFINER)
-    assert revise_needs(ReviseParams(detect="both"), prescored=True) == (REFINER,)
+def test_a_revision_needs_the_drafter_to_score_the_text_itself_or_check_proofreading() -> None:
+    unproofread = {"spelling": False, "word_order": False, "missing_words": False}
+    assert revise_needs(ReviseParams(detect="both", **unproofread)) == (DRAFTER, REFINER)
+    assert revise_needs(ReviseParams(detect="both", **unproofread), prescored=True) == (REFINER,)
     assert revise_needs(ReviseParams(detect="drafter", spans=[(0, 1)])) == (REFINER,)
-    assert revise_needs(ReviseParams(detect="refiner")) == (REFINER,)
+    assert revise_needs(ReviseParams(detect="refiner", **unproofread)) == (REFINER,)
+    assert revise_needs(ReviseParams(detect="refiner")) == (DRAFTER, REFINER)  # it checks proofreading's fixes
+    assert revise_needs(ReviseParams(detect="refiner", language="python")) == (REFINER,)
 
 
 def test_pipelines_refuse_a_missing_model_as_bad_input(tiny_drafter: Any) -> None:

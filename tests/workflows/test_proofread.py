@@ -1,98 +1,155 @@
-"""Proofreading: lexicon, candidates, spelling and word-order fixes, wiring into revise."""
+"""Proofreading: candidates, the two-model check, what is not prose, and the wiring into revise.
+
+The models are stubs that know one text: a left-bigram "refiner" (each position predicts
+the token that follows its left neighbour in the reference) and a "drafter" that scores a
+token high when it follows its predecessor as in the reference. Both prefer the reference,
+so a fix that restores it raises both models' sentence scores; the tests then switch one
+model's preference off to show that one model alone changes nothing.
+"""
 
 from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
 
 import pytest
 import torch
 
-from refiner.lexicon import Lexicon, case_like, edits1
+from refiner.text import TextRefiner
 from workflows.edits import Edit, apply_edits
-from workflows.proofread import ProofreadConfig, looks_like_code, proofread, to_original
+from workflows.engine.pipelines import revise_needs
+from workflows.proofread import (
+    ProofreadConfig,
+    by_fix,
+    looks_like_code,
+    not_prose,
+    proofread,
+    sentences,
+    to_original,
+)
 from workflows.revise import ReviseParams, revise
 
-TRAIN = [
-    "Permission is hereby granted, free of charge, to any person obtaining a copy of this software.",
-    "The software is provided as is, without warranty of any kind. The software may be copied.",
-    "A copy of the license is included. Permission to use the software is granted to any person.",
-    "Zeugma is rare and a figure of speech. The form is filled in from the top.",
-]
-# repeated: word counts of a real corpus, so a typo's prior is far below its correction's
-LEX = Lexicon.build(TRAIN * 1000, min_count=1, min_pair_count=1)
-RARE = "Zeugma is a figure of speech, and Qwxyz is a name."
+REFERENCE = ("Permission is hereby granted, free of charge, to any person obtaining a copy of this software. "
+             "The licensee shall not disclose confidential information to third parties.")
 
 
-class FlatPredictor:
-    """A stub refiner model: the same logits everywhere, so only the lexicon decides."""
+class BigramPredictor:
+    """A refiner stub: position i predicts the reference's next token after token i - 1."""
 
     mask_token_id = 2
     max_length = 512
 
-    def __init__(self, vocab: int) -> None:
+    def __init__(self, vocab: int, follows: dict[int, int]) -> None:
         self.vocab = vocab
+        self.follows = follows
 
     def __call__(self, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(*ids.shape, self.vocab)
+        logits = torch.zeros(*ids.shape, self.vocab)
+        for b in range(ids.shape[0]):
+            for i in range(1, ids.shape[1]):
+                nxt = self.follows.get(int(ids[b, i - 1]))
+                if nxt is not None:
+                    logits[b, i, nxt] = 8.0
+        return logits
+
+
+@dataclass
+class _Score:
+    logprobs: list[float]
+
+
+class BigramDrafter:
+    """A drafter stub: a token that follows its predecessor as in the reference is likely."""
+
+    name = "bigram-drafter"
+
+    def __init__(self, refiner: TextRefiner, follows: dict[int, int], agrees: bool = True) -> None:
+        self.refiner = refiner
+        self.follows = follows
+        self.agrees = agrees  # False: every token equally likely, so no fix gains anything
+        self.calls = 0
+
+    def score(self, text: str) -> _Score:
+        self.calls += 1
+        ids, _ = self.refiner.encode(text)
+        if not self.agrees:
+            return _Score([-1.0] * len(ids))
+        return _Score([-2.0] + [-0.05 if self.follows.get(a) == b else -8.0 for a, b in itertools.pairwise(ids)])
+
+
+def _follows(refiner: TextRefiner) -> dict[int, int]:
+    ids, _ = refiner.encode(REFERENCE)
+    return dict(itertools.pairwise(ids))
 
 
 @pytest.fixture()
-def flat_refiner(tiny_refiner):
-    from refiner.text import TextRefiner
-
-    out = TextRefiner(FlatPredictor(len(tiny_refiner.tokenizer)), tiny_refiner.tokenizer)
-    out.lexicon = LEX
-    return out
-
-
-def test_lexicon_counts_words_and_pairs_and_round_trips(tmp_path):
-    assert LEX.count("software") == 4000 and LEX.count("Software") == 4000 and "softwre" not in LEX
-    assert LEX.pairs[("a", "copy")] == 2000 and ("copy", "a") not in LEX.pairs
-    # pairs stop at clause breaks: "kind. The" is no pair
-    assert ("kind", "the") not in LEX.pairs
-    assert LEX.sequence_logp(["a", "copy", "of"]) > LEX.sequence_logp(["copy", "a", "of"])
-    LEX.save(tmp_path / "lexicon.tsv.gz")
-    back = Lexicon.beside(tmp_path)
-    assert back is not None and back.counts == LEX.counts and back.pairs == LEX.pairs
-    assert Lexicon.beside(tmp_path / "nothing") is None
-    floor = Lexicon.build([*TRAIN, "Zeugma again."], min_count=2)
-    assert "zeugma" in floor and "speech" not in floor
+def models(tiny_refiner):
+    tok = tiny_refiner.tokenizer
+    follows = _follows(tiny_refiner)
+    refiner = TextRefiner(BigramPredictor(len(tok), follows), tok)
+    return refiner, BigramDrafter(refiner, follows)
 
 
-def test_candidates_are_one_edit_away_including_transposition():
-    near = edits1("teh")
-    assert {"the", "te", "tech", "tea"} <= near and "teh" not in near
-    assert LEX.candidates("sfotware") == ["software"]  # adjacent letters swapped
-    assert LEX.candidates("softwaare") == ["software"]  # a letter inserted
-    assert LEX.candidates("frm") == ["form", "from"]  # equal counts: alphabetical
-    assert case_like("software", "SOFTWRAE") == "SOFTWARE" and case_like("software", "Sotfware") == "Software"
-    assert case_like("software", "sotfware") == "software"
+def test_misspelled_swapped_and_missing_words_are_fixed_with_offsets_into_the_original(models):
+    refiner, drafter = models
+    text = ("Permission is hereby gratned, free of charge, to any person obtaining copy of this sotfware. "
+            "The licensee shall not disclose information confidential to third parties.")
+    new, edits = proofread(text, refiner, drafter, ProofreadConfig())
+    assert new == REFERENCE
+    assert apply_edits(text, edits) == new
+    assert all(text[e.start : e.end] == e.before and 0.5 < e.confidence <= 1 for e in edits)
+    assert {(e.before, e.after, e.reason) for e in edits} == {
+        ("gratned", "granted", "spelling"), ("", "a ", "missing_word"), ("sotfware", "software", "spelling"),
+        ("information confidential", "confidential information", "word_order")}
 
 
-def test_misspelled_word_is_fixed_with_case_and_offsets_into_the_original(flat_refiner):
-    text = "Permission is hereby gratned to any person obtaining a Cpoy of this SOTFWARE."
-    new, edits = proofread(text, flat_refiner, LEX, ProofreadConfig(), word_order=False)
-    assert new == "Permission is hereby granted to any person obtaining a Copy of this SOFTWARE."
-    assert [(e.before, e.after, e.reason) for e in edits] == [
-        ("gratned", "granted", "spelling"), ("Cpoy", "Copy", "spelling"), ("SOTFWARE", "SOFTWARE", "spelling")]
-    assert all(text[e.start : e.end] == e.before and 0 < e.confidence <= 1 for e in edits)
+def test_a_fix_only_one_model_prefers_is_not_made(models):
+    refiner, drafter = models
+    text = "Permission is hereby gratned, free of charge, to any person obtaining copy of this software."
+    indifferent = BigramDrafter(refiner, drafter.follows, agrees=False)
+    assert proofread(text, refiner, indifferent, ProofreadConfig()) == (text, [])
+    flat = TextRefiner(BigramPredictor(len(refiner.tokenizer), {}), refiner.tokenizer)
+    assert proofread(text, flat, drafter, ProofreadConfig()) == (text, [])
+    # without a drafter the refiner alone decides
+    new, _ = proofread(text, refiner, None, ProofreadConfig())
+    assert "granted" in new and "a copy" in new
 
 
-def test_known_rare_word_and_unknown_names_are_left_alone(flat_refiner):
-    rare = Lexicon({**LEX.counts, "zeugma": 1}, LEX.pairs)  # seen once, next to a common word
-    assert rare.candidates("zeugmas") == ["zeugma"]
-    new, edits = proofread(RARE, flat_refiner, rare, ProofreadConfig(), word_order=False)
-    assert new == RARE and edits == []
+def test_code_urls_numbers_and_identifiers_are_left_alone(models):
+    refiner, drafter = models
+    text = ("Permission is hereby granted, free of charge, to any person obtaining `gratned` of "
+            "https://example.org/sotfware and v1.2 of sotfware_name, gratned.txt or gratnedCase.")
+    assert proofread(text, refiner, drafter, ProofreadConfig()) == (text, [])
+    text2 = "See `a b` at https://x.org/p, mail me@x.org.\n>>> gratned(1)\nx = gratned\n"
+    pieces = {text2[s:e] for s, e in not_prose(text2)}
+    assert {"`a b`", "https://x.org/p,", "me@x.org", ">>> gratned(1)", "x = gratned\n"} <= pieces
 
 
-def test_swapped_words_are_put_back_and_a_swap_over_a_fixed_word_is_one_edit(flat_refiner):
-    text = "Permission is granted to any person obtaining copy a of this software."
-    new, edits = proofread(text, flat_refiner, LEX, ProofreadConfig(order_margin=1.0))
-    assert new == "Permission is granted to any person obtaining a copy of this software."
-    assert [e.reason for e in edits] == ["word_order"]
-    both = "obtaining cpoy a of this"
-    new, edits = proofread(both, flat_refiner, LEX, ProofreadConfig(order_margin=1.0))
-    assert new == "obtaining a copy of this"
-    assert len(edits) == 1 and (edits[0].before, edits[0].after) == ("cpoy a", "a copy")
-    assert both[edits[0].start : edits[0].end] == "cpoy a"
+def test_switches_turn_each_kind_of_fix_off(models):
+    refiner, drafter = models
+    text = "Permission is hereby gratned, free of charge, to any person obtaining copy of this software."
+    new, edits = proofread(text, refiner, drafter, ProofreadConfig(), spelling=False)
+    assert "gratned" in new and {e.reason for e in edits} == {"missing_word"}
+    new, edits = proofread(text, refiner, drafter, ProofreadConfig(), missing_words=False)
+    assert "obtaining copy" in new and {e.reason for e in edits} == {"spelling"}
+    assert proofread(text, refiner, drafter, ProofreadConfig(), spelling=False, word_order=False,
+                     missing_words=False) == (text, [])
+
+
+def test_sentences_split_at_stops_blank_lines_and_list_items():
+    text = "One two. Three four!\n\nFive six\nseven.\n- item one\n- item two"
+    assert [text[s:e] for s, e in sentences(text)] == ["One two.", "Three four!", "Five six\nseven.",
+                                                       "- item one", "- item two"]
+
+
+def test_by_fix_joins_the_pieces_of_a_swap_into_one_edit():
+    text = "we have information confidential here"
+    pieces = [Edit(8, 8, "", "confidential ", "revision", 1.0), Edit(20, 33, "confidential ", "", "revision", 1.0)]
+    assert apply_edits(text, pieces) == "we have confidential information here"
+    mark = Edit(8, 32, "", "", "word_order", 0.9)
+    (joined,) = by_fix(text, pieces, [mark])
+    assert (joined.before, joined.after, joined.reason, joined.confidence) == (
+        "information confidential", "confidential information", "word_order", 0.9)
 
 
 def test_to_original_maps_offsets_across_length_changes():
@@ -110,28 +167,33 @@ def test_code_is_recognised():
     assert not looks_like_code("Permission is hereby granted, free of charge.\nTo any person.")
 
 
-def test_revise_proofreads_prose_and_leaves_code_alone(flat_refiner):
+def test_revise_proofreads_prose_with_both_models_and_leaves_code_alone(models):
+    refiner, drafter = models
     snaps: list[str] = []
-    text = "Permission is hereby gratned, free of charge, to any person obtaining copy a of this software."
-    res = revise(text, ReviseParams(), flat_refiner, on_snapshot=snaps.append)
+    text = "Permission is hereby gratned, free of charge, to any person obtaining copy of this software."
+    res = revise(text, ReviseParams(), refiner, drafter, on_snapshot=snaps.append)
     assert res.text == "Permission is hereby granted, free of charge, to any person obtaining a copy of this software."
     assert apply_edits(text, res.edits) == res.text
-    assert {e.reason for e in res.edits} == {"spelling", "word_order"}
+    assert {e.reason for e in res.edits} == {"spelling", "missing_word"}
     assert snaps[-1] == res.text and "proofread" in res.audit.timings_ms
+    assert res.audit.parameters["proofread_judges"] == ["drafter", "refiner"]
     assert res.diff.startswith("--- a/text") and res.matches
-    # off switches and code: nothing proofread
-    assert revise(text, ReviseParams(spelling=False, word_order=False), flat_refiner).text == text
+    off = ReviseParams(spelling=False, word_order=False, missing_words=False)
+    assert revise(text, off, refiner, drafter).text == text
     code = "def f(sotfware):\n    if sotfware == 1:\n        return copy(a)\n    return None\n"
-    assert revise(code, ReviseParams(remask_below=1e-12), flat_refiner).text == code
-    assert revise(text, ReviseParams(language="python", remask_below=1e-12), flat_refiner).text == text
+    assert revise(code, ReviseParams(remask_below=1e-12), refiner, drafter).text == code
+    assert revise(text, ReviseParams(language="python", remask_below=1e-12), refiner, drafter).text == text
+
+
+def test_proofreading_asks_for_the_drafter():
+    assert revise_needs(ReviseParams()) == ("drafter", "refiner")
+    assert revise_needs(ReviseParams(spelling=False, word_order=False, missing_words=False)) == ("refiner",)
+    assert revise_needs(ReviseParams(language="python")) == ("refiner",)
+    assert revise_needs(ReviseParams(spans=[(0, 1)])) == ("refiner",)
 
 
 def test_prose_rewrite_stage_keeps_offsets_in_the_original(tiny_refiner):
-    tiny_refiner.lexicon = LEX
-    try:
-        text = "Permission is hereby gratned, free of charge, to any person obtaining a copy of this software."
-        res = revise(text, ReviseParams(rewrite_prose=True, remask_below=1.0, max_fraction=0.1, seed=0), tiny_refiner)
-        assert apply_edits(text, res.edits) == res.text
-        assert all(0 <= s < e <= len(text) for s, e in res.spans)
-    finally:
-        tiny_refiner.lexicon = None
+    text = "Permission is hereby gratned, free of charge, to any person obtaining a copy of this software."
+    res = revise(text, ReviseParams(rewrite_prose=True, remask_below=1.0, max_fraction=0.1, seed=0), tiny_refiner)
+    assert apply_edits(text, res.edits) == res.text
+    assert all(0 <= s < e <= len(text) for s, e in res.spans)
