@@ -279,6 +279,7 @@ class ReviseRequest(RequestModel):
     language: str | None = option(ReviseParams, "language")
     spelling: bool = option(ReviseParams, "spelling")
     word_order: bool = option(ReviseParams, "word_order")
+    missing_words: bool = option(ReviseParams, "missing_words")
     rewrite_prose: bool = option(ReviseParams, "rewrite_prose")
     stream: bool = Field(False, description="stream denoising snapshots, then the result, as server-sent events")
 

@@ -1,8 +1,5 @@
 """``remask corpus build``: gather the training corpus from text and code on this machine.
 
-``remask corpus lexicon``: count the words and word pairs of the corpus's train prose into
-the refiner's lexicon file (spelling and word-order checks of ``revise``).
-
 Prints the corpus summary (documents and MB of code and prose per split, the packages read
 and every package skipped with its reason) as JSON. The source roots default to the running
 interpreter's standard library and site-packages, Debian's dist-packages and Debian's
@@ -46,14 +43,6 @@ def register(sub: Any) -> None:
         "site-packages, then /usr/lib/python3/dist-packages)",
     )
     b.set_defaults(func=run_build)
-    lx = which.add_parser("lexicon", help="write the word lexicon of the train split's prose next to a refiner")
-    lx.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="a built corpus (default %(default)s)")
-    lx.add_argument("--out", type=Path, default=Path("models/refiner"),
-                    help="refiner folder to write lexicon.tsv.gz into (default %(default)s)")
-    lx.add_argument("--min-count", type=int, default=2, help="keep words seen this often (default %(default)s)")
-    lx.add_argument("--min-pair-count", type=int, default=3,
-                    help="keep word pairs seen this often (default %(default)s)")
-    lx.set_defaults(func=run_lexicon)
 
 
 def roots_from_args(args: argparse.Namespace) -> SourceRoots:
@@ -79,17 +68,3 @@ def run_build(args: argparse.Namespace) -> int:
     print(json.dumps(summarize(manifest), indent=2))
     return 0
 
-
-def run_lexicon(args: argparse.Namespace) -> int:
-    """Build the lexicon from train-split prose only (held-out text never enters it)."""
-    from refiner.lexicon import LEXICON_FILE, Lexicon
-    from training.corpus import TRAIN, iter_documents
-
-    texts = (d.text for d in iter_documents(args.corpus, TRAIN, kind="prose"))
-    lexicon = Lexicon.build(texts, min_count=args.min_count, min_pair_count=args.min_pair_count)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / LEXICON_FILE
-    lexicon.save(path)
-    print(json.dumps({"path": str(path), "words": len(lexicon), "pairs": len(lexicon.pairs),
-                      "bytes": path.stat().st_size}, indent=2))
-    return 0

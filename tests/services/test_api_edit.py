@@ -56,7 +56,8 @@ def test_revise_stream_sends_snapshots_then_the_same_result(api_url: str, http: 
 
 def test_revise_without_spans_finds_its_own(api_url: str, http: httpx.Client) -> None:
     r = http.post(f"{api_url}/v1/revise", json={"text": DOC, "max_fraction": 0.3, "remask_below": 1.0, "steps": 4,
-                                                 "rewrite_prose": True, "spelling": False, "word_order": False})
+                                                 "rewrite_prose": True, "spelling": False, "word_order": False,
+                                                 "missing_words": False})
     out = r.json()
     assert r.status_code == 200 and out["spans"]  # a random model doubts everything below p=1
     assert apply_edits(DOC, out["edits"]) == out["text"]
@@ -64,7 +65,7 @@ def test_revise_without_spans_finds_its_own(api_url: str, http: httpx.Client) ->
 
 
 def test_prose_is_not_rewritten_free_form_by_default(api_url: str, http: httpx.Client) -> None:
-    """Without rewrite_prose, found spans in prose are only proofread (the tiny model has no lexicon)."""
+    """Without rewrite_prose, found spans in prose are only proofread (fixes both models must favour)."""
     r = http.post(f"{api_url}/v1/revise", json={"text": DOC, "max_fraction": 0.3, "remask_below": 1.0, "steps": 4})
     assert r.status_code == 200, r.text
     assert all(e["reason"] != "low_confidence" for e in r.json()["edits"])
