@@ -27,7 +27,7 @@ from typing import Any
 from refiner.text import TextRefiner
 from workflows.audit import AuditRecord
 from workflows.edits import Edit, languagetool_matches
-from workflows.findings import Review, resolve
+from workflows.findings import Review, Rewrite, resolve
 from workflows.fluency import judge
 from workflows.limits import check_input
 from workflows.options import ComplianceParams
@@ -44,9 +44,14 @@ class ComplianceResult:
     hits: list[RuleHit]
     unresolved: list[str]  # rule ids with a hit left as it was: needs review, or no clause to append
     needs_review: list[Review] = field(default_factory=list)  # findings not applied, with the best suggestion
-    applied: int = 0  # banned-phrase findings rewritten in the text
+    rewrites: list[Rewrite] = field(default_factory=list)  # findings rewritten in the text
     nfe: int = 0
     audit: AuditRecord | None = None
+
+    @property
+    def applied(self) -> int:
+        """Banned phrases rewritten in the text."""
+        return len(self.rewrites)
 
 
 @dataclass(frozen=True)
@@ -83,10 +88,10 @@ def apply_rules(text: str, rules: RuleSet, refiner: TextRefiner, params: Complia
     final = _splice(staged, out.changes)
     regions = _regions(marks, out.changes)
     edits = [_attribute(e, hits) for e in region_edits(text, final, regions, reason="compliance")]
-    audit.outcome = {"findings": len(findings), "applied": out.applied, "needs_review": len(out.reviews)}
+    audit.outcome = {"findings": len(findings), "applied": len(out.rewrites), "needs_review": len(out.reviews)}
     return ComplianceResult(final, edits, region_diff(text, final, regions, name=name),
                             languagetool_matches(text, edits), hits, sorted(set(unresolved)), out.reviews,
-                            out.applied, out.nfe, audit)
+                            out.rewrites, out.nfe, audit)
 
 
 def _stage(text: str, hits: list[RuleHit]) -> tuple[str, list[_Staged]]:

@@ -64,13 +64,26 @@ class Review:
     fluency_after: float | None = None  # ... of the suggestion
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """A banned phrase rewritten in the text, and how its sentence read before and after."""
+
+    rule_id: str
+    start: int  # the phrase in the input, code points
+    end: int
+    phrase: str
+    kind: Literal["edit", "rewrite"]  # an edit of the text itself (deletion, preferred term), or the refiner's
+    fluency_before: float
+    fluency_after: float
+
+
 @dataclass
 class Resolved:
-    """What became of the findings: changes to the staged text (sorted, disjoint) and reviews."""
+    """What became of the findings: changes to the staged text (sorted, disjoint), rewrites, reviews."""
 
     changes: list[tuple[int, int, str]]
+    rewrites: list[Rewrite]
     reviews: list[Review]
-    applied: int
     nfe: int
 
 
@@ -101,7 +114,8 @@ def resolve(staged: str, findings: Sequence[tuple[int, int, RuleHit]], placehold
     units = _units(staged, findings, placeholders)
     reviews = _over_budget(units, params.max_rewrites)
     settings = RewriteSettings(params.steps, params.threshold, params.attempts, params.seed, params.window)
-    applied = nfe = 0
+    rewrites_done: list[Rewrite] = []
+    nfe = 0
     while batch := [(u, u.pending.pop(0)) for u in units if u.pending]:
         edits = [_valid(u, f, _candidates(u, f), bans) for u, f in batch]
         rewrites: list[list[str]] = [[] for _ in batch]
@@ -115,17 +129,18 @@ def resolve(staged: str, findings: Sequence[tuple[int, int, RuleHit]], placehold
                 rewrites[i] = [c for c in _valid(*batch[i], more, bans) if c not in edits[i]]
             score = _read(fluency, [c for i in hard for c in rewrites[i]], score)
         for (u, f), opts, more in zip(batch, edits, rewrites):
-            review = _decide(u, f, (opts, more), score, (-params.fluency_margin, params.rewrite_gain))
-            if review is None:
-                applied += 1
+            done = _decide(u, f, (opts, more), score, (-params.fluency_margin, params.rewrite_gain))
+            if isinstance(done, Rewrite):
+                rewrites_done.append(done)
             else:
-                reviews.append(review)
+                reviews.append(done)
     changes = []
     for u in units:
         a, b, new = _diff(u.original, u.current)
         if (a, b, new) != (0, 0, ""):
             changes.append((u.start + a, u.start + b, new))
-    return Resolved(changes, sorted(reviews, key=lambda r: (r.start, r.end)), applied, nfe)
+    return Resolved(changes, sorted(rewrites_done, key=lambda r: (r.start, r.end)),
+                    sorted(reviews, key=lambda r: (r.start, r.end)), nfe)
 
 
 def _units(staged: str, findings: Sequence[tuple[int, int, RuleHit]], placeholders: Sequence[Span]) -> list[_Unit]:
@@ -240,8 +255,8 @@ def _banned(text: str, bans: Sequence[BannedPhrase]) -> list[Span]:
 
 
 def _decide(u: _Unit, f: _Finding, options: tuple[list[str], list[str]], score: dict[str, Reading],
-            gains: tuple[float, float]) -> Review | None:
-    """Apply the best option to ``u`` (None) or say why not (the review).
+            gains: tuple[float, float]) -> Rewrite | Review:
+    """Apply the best option to ``u`` (the rewrite) or say why not (the review).
 
     ``options``: the edits of the text itself and the refiner's rewrites; ``gains``: how much
     better per token each kind must read than the sentence (an edit of the text: no worse than
@@ -272,7 +287,8 @@ def _decide(u: _Unit, f: _Finding, options: tuple[list[str], list[str]], score: 
         if o.start >= b:
             o.start, o.end = o.start + shift, o.end + shift
     u.current = best
-    return None
+    kind: Literal["edit", "rewrite"] = "edit" if best in options[0] else "rewrite"
+    return Rewrite(f.hit.rule_id, f.hit.start, f.hit.end, f.phrase, kind, round(before, 4), round(score[best].mean, 4))
 
 
 def _review(u: _Unit, f: _Finding, reason: ReviewReason, suggestion: str | None,
