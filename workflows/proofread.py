@@ -74,6 +74,7 @@ class ProofreadConfig:
     missing_min_p: float = 0.3  # missing words: a token the refiner gives less than this at the gap is not tried
     rounds: int = 3  # sentences that changed are proofread again, this many times in all
     max_sentence_tokens: int = 200  # longer "sentences" (tables, lists without stops) are left alone
+    context_chars: int = 80  # a fix is judged on its sentence's words up to this far on each side
     batch_rows: int = 256  # refiner rows per forward pass
 
 
@@ -97,7 +98,8 @@ class _Chunk:
 @dataclass
 class _Candidate:
     edit: Edit  # offsets into the text of this round
-    unit: tuple[int, int]  # the sentence(s) it is judged in
+    sentence: tuple[int, int]  # the sentence(s) it falls in: one fix per sentence and round
+    unit: tuple[int, int]  # the part of them it is judged in: up to ``context_chars`` each side
     drafter_gain: float = 0.0
     refiner_gain: float = 0.0
 
@@ -247,7 +249,9 @@ def missing_candidates(text: str, chunks: list[_Chunk], units: list[tuple[int, i
             gaps.append((a.end, unit))
     if not gaps:
         return []
-    sides = [(refiner.encode(text[u0:at])[0], refiner.encode(text[at:u1])[0]) for at, (u0, u1) in gaps]
+    reach = cfg.context_chars
+    sides = [(refiner.encode(text[max(u0, at - reach) : at])[0], refiner.encode(text[at : min(u1, at + reach)])[0])
+             for at, (u0, u1) in gaps]
     proposals = refiner.top_k_between(sides, cfg.missing_top_k)
     filler = refiner.special.filler
     tried: list[tuple[int, str]] = []
@@ -293,14 +297,16 @@ def _best_per_sentence(kept: list[_Candidate]) -> list[_Candidate]:
     """The best-scored kept candidate of each sentence; candidates never share a sentence."""
     out: list[_Candidate] = []
     for c in sorted(kept, key=lambda c: -c.gain):
-        if all(c.unit[1] < o.unit[0] or o.unit[1] < c.unit[0] for o in out):
+        if all(c.sentence[1] < o.sentence[0] or o.sentence[1] < c.sentence[0] for o in out):
             out.append(c)
     return sorted(out, key=lambda c: c.edit.start)
 
 
 def _candidates(text: str, dirty: list[tuple[int, int]], refiner: TextRefiner, lexicon: Lexicon | None,
                 cfg: ProofreadConfig, kinds: set[str]) -> list[_Candidate]:
-    units = [u for u in sentences(text) if len(refiner.encode(text[u[0] : u[1]])[0]) <= cfg.max_sentence_tokens]
+    # a sentence must fit the refiner's trained context with a token to spare (a missing word's row)
+    limit = min(cfg.max_sentence_tokens, (refiner.max_length or cfg.max_sentence_tokens + 1) - 1)
+    units = [u for u in sentences(text) if len(refiner.encode(text[u[0] : u[1]])[0]) <= limit]
     chunks = [c for c in _chunks(text, not_prose(text))
               if any(s <= c.start < e for s, e in dirty) and any(s <= c.start < e for s, e in units)]
     edits: list[Edit] = []
@@ -312,10 +318,28 @@ def _candidates(text: str, dirty: list[tuple[int, int]], refiner: TextRefiner, l
         edits += missing_candidates(text, chunks, units, refiner, cfg)
     out = []
     for e in edits:
-        unit = _unit_of(units, e.start, e.end)
-        if unit is not None:
-            out.append(_Candidate(e, unit))
+        sentence = _unit_of(units, e.start, e.end)
+        if sentence is not None:
+            out.append(_Candidate(e, sentence, _window(text, sentence, e, cfg.context_chars)))
     return out
+
+
+def _window(text: str, sentence: tuple[int, int], e: Edit, reach: int) -> tuple[int, int]:
+    """The words of ``sentence`` within ``reach`` characters of the edit.
+
+    Both models judge a fix on a window of about the same size wherever it falls: a mean
+    per token over a whole long sentence would dilute a fix near its start (for the drafter,
+    every token before a fix scores the same either way) and cost time in the sentence's
+    length for each candidate.
+    """
+    lo, hi = max(sentence[0], e.start - reach), min(sentence[1], e.end + reach)
+    if lo > sentence[0]:
+        cut = text.find(" ", lo, e.start)
+        lo = cut + 1 if cut >= 0 else lo
+    if hi < sentence[1]:
+        cut = text.rfind(" ", e.end, hi)
+        hi = cut if cut >= 0 else hi
+    return lo, hi
 
 
 def _moved(edits: list[Edit], text: str) -> list[tuple[int, int]]:
