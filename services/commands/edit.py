@@ -183,10 +183,12 @@ def _revise(args: argparse.Namespace) -> int:
         cres = apply_rules(text, rules, refiner, parsed_options(ComplianceParams, args), drafter=drafter)
         _emit(args, cres, cres.text)
         return 0
+    from workflows.engine.pipelines import DRAFTER, revise_needs
     from workflows.revise import revise
 
     params = parsed_options(ReviseParams, args, spans=[_parse_span(s) for s in args.span] or None)
-    drafter = load_drafter(args.drafter) if params.detect != "refiner" and params.spans is None else None
+    # the drafter scores the text (detect) and checks proofreading's fixes of prose
+    drafter = load_drafter(args.drafter) if DRAFTER in revise_needs(params) else None
     res = revise(text, params, refiner, drafter, name=Path(args.input).name if args.input != "-" else "stdin")
     _emit(args, res, res.text)
     return 0
