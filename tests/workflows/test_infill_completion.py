@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from workflows.completion.check import judge
+from workflows.completion.check import confirmed, judge
 from workflows.completion.lookup import lookup_continuations
 from workflows.completion.rank import confidence, drafter_scores, joint_scores, refiner_scores
 from workflows.completion.scope import cut, scope_at
@@ -147,3 +147,17 @@ def test_the_floor_is_bounded() -> None:
     for bad in (-0.1, 1.5):
         with pytest.raises(ValidationError, match="min_confidence"):
             InfillParams(min_confidence=bad)
+
+
+def test_python_broken_by_the_hole_itself_is_checked_tentatively() -> None:
+    syntax = judge("total = sum(\n    ", "\n", None)
+    assert syntax.tentative and syntax.language == "python"
+    assert syntax.accepts("xs)") and not syntax.accepts("xs")
+    assert confirmed(syntax, 1) is syntax and not confirmed(syntax, 0).checked
+
+
+def test_a_guessed_language_no_candidate_bears_out_skips_the_check(tiny_drafter, tiny_refiner) -> None:
+    ruby = "class Greeter\n  def greet(name)\n    puts "
+    res = infill(ruby, "\n  end\nend\n", InfillParams(mode="ar", max_tokens=6, min_confidence=0.0),
+                 tiny_refiner, tiny_drafter)
+    assert res.syntax_check == "skipped"

@@ -36,6 +36,8 @@ class SyntaxJudge:
 
     language: str | None  # None: no parser for the file's language, so no check
     region: Region | None = None
+    tentative: bool = False  # Python guessed though no block around the hole parses: only a candidate that
+    # makes one parse proves it (see :meth:`confirmed`)
 
     @property
     def checked(self) -> bool:
@@ -51,7 +53,7 @@ class SyntaxJudge:
         first = _first_error(r.before + candidate + r.after, "python")
         if first is None:
             return True
-        if r.baseline is None:
+        if r.baseline is None or self.tentative:
             return False
         # the old error may only have moved by the candidate's length, and past the line the candidate ends on
         # (an error right after it, such as "x +" before a line break, is the candidate's own)
@@ -60,12 +62,19 @@ class SyntaxJudge:
         return first > (line_end if line_end >= 0 else len(code)) and first - len(candidate) >= r.baseline
 
 
+def confirmed(syntax: SyntaxJudge, accepted: int) -> SyntaxJudge:
+    """``syntax`` once its candidates are judged: a tentative guess that no candidate bore out
+    (``accepted`` 0) was wrong, and the check is skipped."""
+    return SyntaxJudge(None) if syntax.tentative and not accepted else syntax
+
+
 def judge(prefix: str, suffix: str, language: str | None) -> SyntaxJudge:
     """The check for the hole between ``prefix`` and ``suffix``.
 
     ``language``: a language name or alias; a language without a parser here skips the
     check; None guesses: Python when some block around the hole parses as Python, else a
-    tree-sitter grammar that parses the file with the fewest errors, else no check.
+    tree-sitter grammar that parses the file with the fewest errors, else Python tentatively (see
+    :func:`confirmed`).
     """
     if language is not None:
         lang = ALIASES.get(language.lower(), language.lower())
@@ -78,7 +87,10 @@ def judge(prefix: str, suffix: str, language: str | None) -> SyntaxJudge:
         # Python parses up to the hole's line at least: an empty hole may be the only error (an empty block)
         return SyntaxJudge("python", region)
     guessed = _tree_sitter_guess(prefix + suffix)
-    return SyntaxJudge(guessed, Region(prefix, suffix, None)) if guessed else SyntaxJudge(None)
+    if guessed:
+        return SyntaxJudge(guessed, Region(prefix, suffix, None))
+    # the hole itself may be what breaks Python here (half a statement): a candidate that mends it proves it
+    return SyntaxJudge("python", region, tentative=True)
 
 
 def _python_region(prefix: str, suffix: str) -> Region:

@@ -14,9 +14,9 @@ from drafter.model import Drafter
 from refiner.text import TextRefiner
 from workflows.audit import AuditRecord
 from workflows.completion.candidates import generate
-from workflows.completion.check import judge
+from workflows.completion.check import SyntaxJudge, confirmed, judge
 from workflows.completion.rank import DRAFTER_CONTEXT, confidence, drafter_scores, joint_scores, refiner_scores
-from workflows.completion.scope import cut, scope_at
+from workflows.completion.scope import Scope, cut, scope_at
 from workflows.infill import InfillResult, InfillToken, draft_prompt
 from workflows.options import InfillParams
 
@@ -30,11 +30,10 @@ def complete(prefix: str, suffix: str, params: InfillParams, refiner: TextRefine
         found = generate(prefix, suffix, params, scope, refiner, drafter)
     with audit.timed("check"):
         syntax = judge(prefix, suffix, params.language)
-        pool: dict[str, InfillResult] = {}  # each cut text once, with the first result that gave it
-        for res in found.results:
-            text = cut(res.text, scope)
-            if text.strip() and text not in pool and syntax.accepts(text):
-                pool[text] = res
+        pool = _checked(found.results, scope, syntax)
+        if not pool and syntax.tentative:  # no candidate bore the guess out: the language is not Python
+            syntax = confirmed(syntax, 0)
+            pool = _checked(found.results, scope, syntax)
     out = InfillResult("", at, at, params.mode, draft=found.draft, nfe=found.nfe, confidence=0.0,
                        syntax_check="checked" if syntax.checked else "skipped", candidates=len(pool))
     if not pool:
@@ -52,6 +51,16 @@ def complete(prefix: str, suffix: str, params: InfillParams, refiner: TextRefine
         out.text = texts[best]
         out.tokens = _tokens_of(pool[out.text], out.text, out.confidence)
     return out
+
+
+def _checked(results: list[InfillResult], scope: Scope, syntax: SyntaxJudge) -> dict[str, InfillResult]:
+    """Each candidate cut to the scope, once, with the first result that gave it, if it keeps the syntax."""
+    pool: dict[str, InfillResult] = {}
+    for res in results:
+        text = cut(res.text, scope)
+        if text.strip() and text not in pool and syntax.accepts(text):
+            pool[text] = res
+    return pool
 
 
 def _tokens_of(source: InfillResult, text: str, conf: float) -> list[InfillToken]:
