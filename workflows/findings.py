@@ -227,7 +227,7 @@ def _candidates(u: _Unit, f: _Finding) -> list[str]:
 
 def _valid(u: _Unit, f: _Finding, candidates: list[str], bans: Sequence[BannedPhrase]) -> list[str]:
     """The distinct candidates that clear the finding and touch nothing they must not."""
-    before = len(_banned(u.current, bans))
+    before = len(banned_spans(u.current, bans))
     keep: list[Span] = [(g[0], g[1]) for g in u.guards] + [(o.start, o.end) for o in u.pending]
     out = []
     for c in dict.fromkeys(candidates):
@@ -236,7 +236,7 @@ def _valid(u: _Unit, f: _Finding, candidates: list[str], bans: Sequence[BannedPh
         a, b, new = _diff(u.current, c, (f.start, f.end))
         if any(s < b and e > a for s, e in keep):
             continue  # a placeholder or another finding changed
-        found = _banned(c, bans)
+        found = banned_spans(c, bans)
         if len(found) < before and not any(_touches(s, e, a, a + len(new)) for s, e in found):
             out.append(c)
     return out
@@ -248,7 +248,7 @@ def _touches(s: int, e: int, a: int, b: int) -> bool:
     return s < b and e > a if b > a else s < a < e
 
 
-def _banned(text: str, bans: Sequence[BannedPhrase]) -> list[Span]:
+def banned_spans(text: str, bans: Sequence[BannedPhrase]) -> list[Span]:
     """Every match of every banned phrase in ``text``, as each rule matches it."""
     enc = EncodedText(text)
     return [span for ban in bans for p in ban.phrases for span in enc.phrase(p, ban.case_sensitive, ban.whole_word)]

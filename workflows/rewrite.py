@@ -37,7 +37,7 @@ SAMPLE_TEMPERATURE = 0.8  # the refiner's rewrites after the greedy one
 _BOUNDARY = re.compile(r"[.!?][\"')\]]*(?=\s)|\n[ \t]*\n")
 _THAT = re.compile(r"\s+that\b", re.IGNORECASE)
 _CLAUSE_MARK = re.compile(r"[,;:(]")
-_ARTICLE = re.compile(r"(?<![\w'-])(an?|An?|AN?)(\s+)$")
+_ARTICLE = re.compile(r"(?<![\w'-])(an?|An?|AN?)\s*$")
 _CLOSING = ",.;:!?)]}'\""
 _TAG_UPOS = {"VB": "VERB", "NN": "NOUN", "JJ": "ADJ", "RB": "ADV"}
 
