@@ -131,8 +131,10 @@ class Revision:
     audit: dict[str, Any] | None
     nfe: int
     spans: list[tuple[int, int]] | None = None  # revise: the ranges that were re-masked
-    unresolved: list[str] | None = None  # compliance: rule ids whose hits could not be fixed
+    unresolved: list[str] | None = None  # compliance: rule ids with a hit left as it was
     matches: list[dict[str, Any]] = field(default_factory=list)  # LanguageTool-style matches
+    # compliance: banned phrases not rewritten (rule_id, start, end, phrase, reason, suggestion, ...)
+    needs_review: list[dict[str, Any]] | None = None
     id: str = ""
     model: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -145,7 +147,7 @@ class Revision:
                 "kind": d.get("object", ""), "audit": info.get("audit"), "nfe": int(info.get("nfe") or 0),
                 "spans": [(int(s), int(e)) for s, e in spans] if spans is not None else None,
                 "unresolved": d.get("unresolved"), "matches": list(d.get("matches") or []),
-                "id": d.get("id", ""), "model": d.get("model", ""), "raw": d}
+                "needs_review": d.get("needs_review"), "id": d.get("id", ""), "model": d.get("model", ""), "raw": d}
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> Revision:
