@@ -94,7 +94,9 @@ class AsyncRemask:
 
     async def infill(self, prefix: str, suffix: str = "", *, max_tokens: int = 16, mode: Mode = "hybrid",
                temperature: float = 0.0, top_p: float = 1.0, stop: str | list[str] | None = None,
-               seed: int | None = None, steps: int | None = None) -> Infill:
+               seed: int | None = None, steps: int | None = None,
+               candidates: bool | None = None, min_confidence: float | None = None,
+               language: str | None = None) -> Infill:
         """The text to insert between ``prefix`` and ``suffix`` (``POST /v1/completions``).
 
         ``mode``: ar = the drafter alone, diffusion = the refiner alone, hybrid = the drafter
@@ -102,18 +104,25 @@ class AsyncRemask:
         confidences (``tokens``), the refiner's forward passes (``nfe``) and the audit record.
         ``steps``: the refiner's denoising steps; None leaves it to the server, whose default
         for completions is the measured latency/quality trade-off (see ``/docs``).
+        ``candidates``: the answer cut to the cursor's scope, checked by the parser and ranked
+        (the server's default: on); False returns the models' raw answer. ``min_confidence``:
+        below it the answer is empty. ``language``: the syntax check's (None: guessed).
         """
         body = infill_body(prefix, suffix, max_tokens=max_tokens, mode=mode, temperature=temperature, top_p=top_p,
-                           stop=stop, seed=seed, steps=steps, stream=False)
+                           stop=stop, seed=seed, steps=steps, stream=False,
+                           candidates=candidates, min_confidence=min_confidence, language=language)
         return Infill.from_completion(await self._json("POST", "/v1/completions", json=body))
 
     async def stream_infill(self, prefix: str, suffix: str = "", *, max_tokens: int = 16, mode: Mode = "hybrid",
                       temperature: float = 0.0, top_p: float = 1.0, stop: str | list[str] | None = None,
-                      seed: int | None = None, steps: int | None = None) -> AsyncStream[InfillChunk, Infill]:
+                      seed: int | None = None, steps: int | None = None,
+               candidates: bool | None = None, min_confidence: float | None = None,
+               language: str | None = None) -> AsyncStream[InfillChunk, Infill]:
         """:meth:`infill` as a stream of :class:`InfillChunk`: the ``text`` pieces add up to the
         insertion; diffusion states arrive as ``snapshot``; the last chunk carries ``result``."""
         body = infill_body(prefix, suffix, max_tokens=max_tokens, mode=mode, temperature=temperature, top_p=top_p,
-                           stop=stop, seed=seed, steps=steps, stream=True)
+                           stop=stop, seed=seed, steps=steps, stream=True,
+                           candidates=candidates, min_confidence=min_confidence, language=language)
         resp = await self._send("POST", "/v1/completions", json=body, stream=True)
         return AsyncStream(resp, InfillDecoder())
 

@@ -6,7 +6,11 @@ Read, in this order of precedence, from the client's ``initializationOptions`` (
 under a ``"remask"`` key, in camelCase as editors write them::
 
     {"url": "http://127.0.0.1:8000", "apiKey": "...", "mode": "hybrid", "maxTokens": 32,
-     "steps": 4, "timeout": 10, "contextChars": 4000}
+     "steps": 4, "timeout": 10, "contextChars": 4000, "candidates": true, "minConfidence": 0.0}
+
+``candidates`` (default on) asks the server for a completion cut to the cursor's scope, checked
+by the parser and ranked; ``minConfidence`` is the floor below which it answers nothing (left
+out: the server's default).
 
 ``steps`` left out (or null) lets the server choose: its completion default is tuned for
 latency, and a refine gets the revise endpoint's default.
@@ -23,7 +27,8 @@ MODES = ("ar", "diffusion", "hybrid")
 
 # option name in initializationOptions -> dataclass field
 _KEYS = {"url": "url", "serverUrl": "url", "apiKey": "api_key", "mode": "mode", "maxTokens": "max_tokens",
-         "steps": "steps", "timeout": "timeout", "contextChars": "context_chars", "maxRetries": "max_retries"}
+         "steps": "steps", "timeout": "timeout", "contextChars": "context_chars", "maxRetries": "max_retries",
+         "candidates": "candidates", "minConfidence": "min_confidence"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class LspSettings:
     timeout: float = 10.0  # seconds per HTTP request; an editor waits for nothing longer
     context_chars: int = 4000  # characters sent on each side of the cursor or selection
     max_retries: int = 1  # an editor asks again anyway; one retry covers a busy moment
+    candidates: bool = True  # scoped, parser-checked, ranked completions (False: the models' raw answer)
+    min_confidence: float | None = None  # below it no suggestion; None: the server's default
 
     def with_options(self, options: Any) -> tuple[LspSettings, list[str]]:
         """These settings overridden by ``options``; also the problems found (bad values are skipped)."""
@@ -67,8 +74,16 @@ def _check(name: str, value: Any) -> Any:
         if value not in MODES:
             raise ValueError(f"must be one of {', '.join(MODES)}")
         return value
-    if name == "steps" and value is None:
+    if name in ("steps", "min_confidence") and value is None:
         return None
+    if name == "candidates":
+        if not isinstance(value, bool):
+            raise TypeError("must be true or false")
+        return value
+    if name == "min_confidence":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError("must be a number from 0 to 1")
+        return float(value)
     if name in ("url", "api_key"):
         if value is not None and not isinstance(value, str):
             raise TypeError("must be a string")

@@ -42,9 +42,10 @@ def apply_edits(text: str, edits: list[Edit]) -> str:
 
 
 def test_infill_matches_the_raw_answer_and_carries_confidences(rm: Remask, live: Live) -> None:
-    ins = rm.infill(PREFIX, SUFFIX, max_tokens=6, mode="ar")
+    ins = rm.infill(PREFIX, SUFFIX, max_tokens=6, mode="ar", candidates=False)
     raw = httpx.post(f"{live.url}/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"},
-                     json={"prompt": PREFIX, "suffix": SUFFIX, "max_tokens": 6, "mode": "ar"}).json()
+                     json={"prompt": PREFIX, "suffix": SUFFIX, "max_tokens": 6, "mode": "ar",
+                           "candidates": False}).json()
     assert ins.text == raw["choices"][0]["text"] and ins.text
     assert ins.mode == "ar" and ins.start == ins.end == len(PREFIX)
     assert [t.text for t in ins.tokens] == [t["text"] for t in raw["remask"]["tokens"]]
@@ -63,8 +64,8 @@ def test_infill_without_steps_takes_the_server_default(rm: Remask, live: Live) -
 
 @pytest.mark.parametrize("mode", ["ar", "hybrid", "diffusion"])
 def test_stream_pieces_add_up_to_the_final_text(rm: Remask, mode: str) -> None:
-    whole = rm.infill(PREFIX, SUFFIX, max_tokens=6, mode=mode, steps=4)
-    with rm.stream_infill(PREFIX, SUFFIX, max_tokens=6, mode=mode, steps=4) as stream:
+    whole = rm.infill(PREFIX, SUFFIX, max_tokens=6, mode=mode, steps=4, candidates=False)
+    with rm.stream_infill(PREFIX, SUFFIX, max_tokens=6, mode=mode, steps=4, candidates=False) as stream:
         chunks = list(stream)
     assert "".join(c.text for c in chunks) == whole.text
     assert chunks[-1].event == "done" and chunks[-1].result is stream.result

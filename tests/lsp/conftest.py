@@ -34,7 +34,8 @@ T = TypeVar("T")
 API_KEY = "lsp-key"
 REPO = Path(__file__).resolve().parents[2]
 # what the tests' language server is configured with (initializationOptions)
-LSP_OPTIONS = {"mode": "hybrid", "maxTokens": 8, "steps": 4, "timeout": 20, "maxRetries": 0}
+# the tiny random models' completions never parse, so the candidate search would answer nothing
+LSP_OPTIONS = {"mode": "hybrid", "maxTokens": 8, "steps": 4, "timeout": 20, "maxRetries": 0, "candidates": False}
 
 
 @dataclass

@@ -59,8 +59,9 @@ def test_inline_completion_on_a_line_with_non_ascii_text(session: Session) -> No
     assert [s.path for s in sent] == ["/v1/completions"] and sent[0].authorization == f"Bearer {API_KEY}"
     assert sent[0].body["prompt"] == PY[:cursor] and sent[0].body["suffix"] == PY[cursor:]  # split at the cursor
     assert sent[0].body["mode"] == LSP_OPTIONS["mode"] and sent[0].body["max_tokens"] == LSP_OPTIONS["maxTokens"]
+    assert sent[0].body["candidates"] is False and "min_confidence" not in sent[0].body  # the server's floor
     with sdk(session) as rm:
-        expected = rm.infill(PY[:cursor], PY[cursor:], mode="hybrid", max_tokens=8, steps=4).text
+        expected = rm.infill(PY[:cursor], PY[cursor:], mode="hybrid", max_tokens=8, steps=4, candidates=False).text
     assert expected and len(got.items) == 1
     assert got.items[0].insert_text == expected
     assert got.items[0].range == lsp.Range(at, at)  # an insertion at the cursor, in UTF-16 units

@@ -24,3 +24,13 @@ def test_initialization_options_override_and_bad_values_are_reported() -> None:
     assert base.with_options({"steps": 6})[0].with_options({"steps": None})[0].steps is None
     assert base.with_options(None) == (base, [])
     assert base.with_options([1])[1] == ["settings must be an object, not list"]
+
+
+def test_the_candidate_search_and_its_floor_are_settings() -> None:
+    base = LspSettings()
+    assert (base.candidates, base.min_confidence) == (True, None)  # the server's defaults
+    s, problems = base.with_options({"candidates": False, "minConfidence": 0.25})
+    assert (s.candidates, s.min_confidence, problems) == (False, 0.25, [])
+    s, problems = base.with_options({"candidates": "no", "minConfidence": 1.5})
+    assert (s.candidates, s.min_confidence) == (True, None)
+    assert problems == ["candidates: must be true or false", "minConfidence: must be a number from 0 to 1"]

@@ -11,7 +11,8 @@ from workflows.options import InfillParams, RepairParams, ReviseParams
 
 
 def test_each_infill_mode_needs_its_models() -> None:
-    assert infill_needs(InfillParams(mode="ar")) == (DRAFTER,)
+    assert infill_needs(InfillParams(mode="ar", candidates=False)) == (DRAFTER,)
+    assert infill_needs(InfillParams(mode="ar")) == (DRAFTER, REFINER)  # the refiner helps rank the drafts
     assert infill_needs(InfillParams(mode="diffusion")) == (REFINER,)
     assert infill_needs(InfillParams(mode="hybrid")) == (DRAFTER, REFINER)  # the lock order
 
