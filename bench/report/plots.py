@@ -1,7 +1,7 @@
 """PNG plots of stored benchmark figures (matplotlib, Agg canvas, no pyplot state).
 
 Each function takes a benchmark's figures and the PNG path to write, and returns the path,
-or None when the figures it needs are absent (an older result without a sweep, say).
+or None when the figures it needs are absent (an older result without a cache-refresh curve, say).
 """
 
 from __future__ import annotations
@@ -66,40 +66,37 @@ def quality_by_mode(figures: dict[str, Any], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _threshold_label(t: float) -> str:
-    return "even" if t >= 1.0 else f"{t:g}"
+def _refresh_label(k: Any) -> str:
+    if k is None:
+        return "no cache"
+    if int(k) == 0:
+        return "block starts"
+    return "every step" if int(k) == 1 else f"every {int(k)}"
 
 
-def sampler_sweep(figures: dict[str, Any], path: Path) -> Path | None:
-    """Speed-up and exact match of the fast path at each threshold, one line per step budget."""
-    sweep = figures.get("sweep")
-    if not isinstance(sweep, dict) or not sweep.get("points"):
+def sampler_cache_refresh(figures: dict[str, Any], path: Path) -> Path | None:
+    """The context cache's speed/quality curve: tokens equal to the baseline's against speed-up,
+    one point per refresh schedule (and the fast path without a cache)."""
+    curve = sorted((r for r in figures.get("cache_refresh", []) if isinstance(r, dict) and "speedup" in r),
+                   key=lambda r: float(r["speedup"]))
+    if len(curve) < 2:
         return None
-    points = sweep["points"]
-    thresholds = sorted({float(p["threshold"]) for p in points})
-    steps = sorted({int(p["steps"]) for p in points})
-    fig, (ax_s, ax_e) = _figure(10, 3.6, 2)
-    for k, n in enumerate(steps):
-        row = {float(p["threshold"]): p for p in points if int(p["steps"]) == n}
-        xs = [i for i, t in enumerate(thresholds) if t in row]
-        # shrinking markers: step budgets with equal figures stay visible on top of each other
-        style = {"marker": "osD^v"[k % 5], "markersize": max(3, 9 - 2.5 * k), "label": f"{n} steps"}
-        ax_s.plot(xs, [row[thresholds[i]]["speedup"] for i in xs], **style)
-        ax_e.plot(xs, [row[thresholds[i]]["exact_match"] for i in xs], **style)
-    ax_s.axhline(8.0, color="red", linestyle="--", linewidth=1, label="target 8x")
-    ax_s.set_ylim(0, max(float(p["speedup"]) for p in points) * 1.3)
-    base = float(sweep["baseline"]["exact_match"])
-    ax_e.axhline(base, color="black", linestyle="--", linewidth=1, label="baseline")
-    ax_e.axhspan(base - 2.0, base, color="green", alpha=0.1, label="within 2 points")
-    low = min([base - 2.0] + [float(p["exact_match"]) for p in points])
-    high = max([base] + [float(p["exact_match"]) for p in points])
-    ax_e.set_ylim(max(0.0, low - 1.0), high + 0.35 * (high - low + 1.0))
-    for ax, title in ((ax_s, "speed-up over the baseline (x)"), (ax_e, "exact match (% of tokens)")):
-        ax.set_xticks(range(len(thresholds)), [_threshold_label(t) for t in thresholds])
-        ax.set_xlabel("commit threshold")
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8, loc="upper center", ncol=3)
-    fig.suptitle(f"bench sampler --sweep: fast path on {sweep.get('cases', '?')} spans", fontsize=11)
+    fig, (ax,) = _figure(5.5, 3.6, 1)
+    xs = [float(r["speedup"]) for r in curve]
+    ys = [100 * float(r.get("tokens_equal", 1.0)) for r in curve]
+    ax.plot(xs, ys, marker="o", linestyle="none")
+    for i, (x, y, r) in enumerate(zip(xs, ys, curve)):
+        # labels alternate above and below: neighbouring schedules often sit close together
+        ax.annotate(_refresh_label(r.get("refresh")), (x, y), textcoords="offset points",
+                    xytext=(4, 5 if i % 2 == 0 else -12), fontsize=7)
+    ax.axhline(60.0, color="red", linestyle="--", linewidth=1, label="target: 60% of tokens equal")
+    ax.axvline(8.0, color="darkred", linestyle=":", linewidth=1, label="target: 8x")
+    ax.set_xlim(0, max([*xs, 8.0]) * 1.2)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("speed-up over the baseline (x)")
+    ax.set_ylabel("tokens equal to the baseline's (%)")
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("bench sampler: cache refresh (speed against agreement)", fontsize=10)
     return _save(fig, path)
 
 

@@ -62,6 +62,41 @@ def _exact_within_2(f: dict[str, Any]) -> tuple[str, bool]:
     return f"{fast:.2f}% vs {base:.2f}% ({fast - base:+.2f} points)", fast >= base - 2.0
 
 
+def _tokens_equal(f: dict[str, Any]) -> tuple[str, bool]:
+    equal = 100 * float(get(f, "fast", "tokens_equal"))  # a share in the JSON
+    return f"{equal:.1f}%", equal >= 60.0
+
+
+def _long_speedup(f: dict[str, Any]) -> tuple[str, bool]:
+    long = get(f, "long")
+    s = float(get(long, "fast", "speedup"))
+    return f"{s:.1f}x at {int(get(long, 'generated_tokens')):,} tokens", s >= 20.0 and long["generated_tokens"] >= 1024
+
+
+def _tokens_per_pass(f: dict[str, Any]) -> tuple[str, bool]:
+    """The fast path at the model's calibrated defaults; an infill request's own defaults (fewer
+    steps) are stated beside it when measured, but the target reads the fast path."""
+    t = float(get(f, "fast", "tokens_per_pass"))
+    infill = [r for r in f.get("levers", []) if isinstance(r, dict) and r.get("lever") == "infill_defaults"]
+    aside = f" (an infill request's defaults: {float(infill[0]['tokens_per_pass']):g})" \
+        if infill and "tokens_per_pass" in infill[0] else ""
+    return f"{t:g}{aside}", t >= 3.0
+
+
+def _onnx_speedup(tokens: str, bar: float) -> Check:
+    """ONNX Runtime against the faster of eager PyTorch's two runs (its default threads, one
+    thread): a busy shared CPU can make the multi-threaded run far slower than it should be."""
+
+    def check(f: dict[str, Any]) -> tuple[str, bool]:
+        r = get(f, "lengths", tokens)
+        eager = min(float(r[k]) for k in ("torch_ms", "torch_1_thread_ms") if k in r)
+        onnx = float(get(r, "onnx_ms"))
+        s = eager / onnx
+        return f"{s:.2f}x ({eager:g} vs {onnx:g} ms)", s >= bar
+
+    return check
+
+
 def _locality(f: dict[str, Any]) -> tuple[str, bool]:
     r = float(get(f, "locality", "ratio"))
     return f"{r:.2f}", r <= 1.5
@@ -119,6 +154,27 @@ def _pkg_best_single_line(f: dict[str, Any]) -> tuple[str, bool]:
     return f"{best} {em[best]:g}% ({_trained_label(gpu)}: >= {bar:g}%)", em[best] >= bar
 
 
+def _infill_parses(f: dict[str, Any]) -> tuple[str, bool]:
+    """The lowest share of completed files that parse over every mode and hole kind."""
+    shares = {(m, k): float(get(r, "parses")) for m, kinds in get(f, "infill").items() for k, r in kinds.items()}
+    if not shares:
+        raise KeyError("infill")
+    (mode, kind), low = min(shares.items(), key=lambda kv: kv[1])
+    return f"lowest: {mode} {kind.replace('_', '-')} {low:g}%", low >= 90.0
+
+
+def _best_single_line(f: dict[str, Any]) -> tuple[str, bool]:
+    """Issue 14's bar for today's models, with the best mode's share answered empty stated."""
+    infill = get(f, "infill")
+    single = {m: r["single_line"] for m, r in infill.items() if "single_line" in r}
+    if not single:
+        raise KeyError("infill")
+    best = max(single, key=lambda m: float(get(single[m], "exact_match")))
+    em, empty = float(single[best]["exact_match"]), single[best].get("empty")
+    answered = f", {float(empty):g}% answered empty" if empty is not None else ""
+    return f"{best} {em:g}%{answered}", em >= 10.0
+
+
 def _hybrid_exact(kind: str) -> Check:
     def check(f: dict[str, Any]) -> tuple[str, bool]:
         em = {m: float(get(f, "infill", m, kind, "exact_match")) for m in ("ar", "diffusion", "hybrid")}
@@ -139,13 +195,35 @@ def _hybrid_latency(kind: str) -> Check:
 
 def _repair_parses(f: dict[str, Any]) -> tuple[str, bool]:
     p = float(get(f, "repair_code", "parses"))
-    return f"{p:g}%", p >= 80.0
+    return f"{p:g}%", p >= 85.0
 
 
 def _wer_halved(f: dict[str, Any]) -> tuple[str, bool]:
     before, after = float(get(f, "repair_prose", "wer_before")), float(get(f, "repair_prose", "wer_after"))
     reduction = 1 - after / before
     return f"{before:g}% -> {after:g}% ({100 * reduction:.1f}% lower)", reduction >= 0.5
+
+
+def _proofread_lower(f: dict[str, Any]) -> tuple[str, bool]:
+    sets = {k: r for k, r in get(f, "proofread").items() if isinstance(r, dict) and "wer_before" in r}
+    if not sets:
+        raise KeyError("proofread")
+    wer = {k: (float(r["wer_before"]), float(get(r, "wer_after"))) for k, r in sets.items()}
+    text = "; ".join(f"{k} {b:g}% -> {a:g}%" for k, (b, a) in wer.items())
+    return text, all(a < b for b, a in wer.values())
+
+
+def _proofread_documentation(f: dict[str, Any]) -> tuple[str, bool]:
+    before = float(get(f, "proofread", "documentation", "wer_before"))
+    after = float(get(f, "proofread", "documentation", "wer_after"))
+    lower = 1 - after / before
+    return f"{before:g}% -> {after:g}% ({100 * lower:.1f}% lower)", lower >= 0.4
+
+
+def _candidates_ratio(f: dict[str, Any]) -> tuple[str, bool]:
+    paired = get(f, "raw_vs_candidates")
+    raw, found = float(get(paired, "raw_p50_ms")), float(get(paired, "candidates_p50_ms"))
+    return f"{found / raw:.2f}x ({found:g} vs {raw:g} ms)", found <= 1.3 * raw
 
 
 def _p50(f: dict[str, Any]) -> tuple[str, bool]:
@@ -173,9 +251,16 @@ def _poison_alone(f: dict[str, Any]) -> tuple[str, bool]:
 
 TARGETS: dict[str, tuple[Target, ...]] = {
     "sampler": (
-        Target("fast path >= 8x faster than the LLaDA-style baseline", _speedup),
-        Target("fast-path exact match within 2 points of the baseline", _exact_within_2),
+        Target("fast path >= 8x remask's LLaDA-equivalent loop on the same inputs", _speedup),
+        Target("fast-path exact match within 2 points of the LLaDA-equivalent loop", _exact_within_2),
+        Target("fast path: >= 60% of tokens equal to the LLaDA-equivalent loop's", _tokens_equal),
+        Target("fast path >= 20x at 1,024 generated tokens", _long_speedup),
+        Target("tokens committed per forward pass >= 3 at the default settings", _tokens_per_pass),
         Target("locality: 8,000- vs 512-token document revision time ratio <= 1.5", _locality),
+    ),
+    "onnx_refiner": (
+        Target("ONNX refiner forward >= 1.5x eager at 128 tokens", _onnx_speedup("128", 1.5)),
+        Target("ONNX refiner forward >= 1.2x eager at 512 tokens", _onnx_speedup("512", 1.2)),
     ),
     "models": (
         Target("refiner masked-token accuracy at mask ratio 0.15 > 60% (held-out code)", _accuracy_015),
@@ -192,13 +277,22 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         Target("multi-line infill: hybrid exact match above ar and diffusion", _hybrid_exact("multi_line")),
         Target("single-line infill: hybrid latency <= 1.5x ar", _hybrid_latency("single_line")),
         Target("multi-line infill: hybrid latency <= 1.5x ar", _hybrid_latency("multi_line")),
-        Target(">= 80% of corrupted code parses after repair", _repair_parses),
+        Target("every infill mode: >= 90% of completed files parse", _infill_parses),
+        Target("single-line infill exact match >= 10% in the best mode (share answered empty stated)",
+               _best_single_line),
+        Target(">= 85% of corrupted held-out code parses after repair", _repair_parses),
         Target("prose word error rate at least halved by revision", _wer_halved),
+        Target("compliance: 0 banned phrases left unflagged", _zero("compliance", "banned_left_unflagged")),
+        Target("compliance: 0 applied rewrites reading worse than the original",
+               _zero("compliance", "applied_reading_worse")),
+        Target("proofreading: word error rate lower than before on every held-out set", _proofread_lower),
+        Target("proofreading: word error rate >= 40% lower on package documentation", _proofread_documentation),
     ),
     "serve": (
         Target("FIM p50 latency < 250 ms", _p50),
         Target("throughput at 8 concurrent >= 2.5x at 1", _scaling),
         Target("zero errors", _zero("errors")),
+        Target("FIM p50 with the candidate search <= 1.3x without (--compare-raw)", _candidates_ratio),
     ),
     "queue": (
         Target("no job lost under worker kills and Valkey restarts", _zero("lost")),

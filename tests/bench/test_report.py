@@ -23,18 +23,35 @@ REGISTRY = {"sampler": "bench.sampler", "quality": "bench.quality", "models": "b
 
 MACHINE = Machine(cpu="Test CPU 9000", cores=2, ram_gb=16.0, gpu=None)
 
+def _run(nfe: int, seconds: float, exact: float, **more: float) -> dict[str, Any]:
+    """One sampler row as `bench sampler` writes it."""
+    return {"nfe": nfe, "calls": nfe, "seconds": seconds, "tokens_per_pass": round(384 / nfe, 2),
+            "exact_match": exact, "span_exact": 0.0, **more}
+
+
 SAMPLER = {
-    "model": "models/refiner", "cases": 24, "span_tokens": 16,
-    "baseline": {"nfe": 384, "seconds": 35.0, "exact_match": 6.0, "span_exact": 0.0, "tokens_fed": 496},
-    "fast": {"nfe": 16, "seconds": 2.5, "exact_match": 5.0, "span_exact": 0.0, "tokens_fed": 144},
+    "model": "models/refiner", "split": "held_out_packages", "cases": 24, "span_tokens": 16,
+    "timing": "best of 3 runs",
+    "baseline": {"what": "full pass", **_run(384, 35.0, 6.0)},
+    "levers": [{"lever": "logits_only", "what": "logits at filled positions",
+                **_run(384, 10.0, 6.0, tokens_equal=1.0, speedup=3.5)},
+               {"lever": "fast", "what": "all levers", **_run(96, 2.5, 5.0, tokens_equal=0.7, speedup=14.0)},
+               {"lever": "infill_defaults", "what": "infill's defaults",
+                **_run(96, 1.0, 4.0, tokens_equal=0.3, speedup=35.0)}],
+    "fast": {"lever": "fast", "what": "all levers", **_run(96, 2.5, 5.0, tokens_equal=0.7, speedup=14.0)},
     "speedup": 14.0,
-    "fast_without_cache": {"nfe": 16, "seconds": 8.0, "exact_match": 5.2, "span_exact": 0.0, "speedup": 4.38},
+    "window": [{"window": 16, "tokens_fed": 48, "baseline": _run(128, 3.0, 10.0),
+                "fast": _run(100, 0.5, 11.0, tokens_equal=0.75, speedup=6.0)}],
+    "cache_refresh": [{"refresh": r, **_run(96, 8.0 / k, 5.0, tokens_equal=0.8 - 0.02 * k, speedup=4.4 * k)}
+                      for k, r in ((1, None), (2, 1), (3, 4), (4, 0))],
+    "long": {"generated_tokens": 1024, "prompt_tokens": 64, "block_length": 32, "beyond_trained_context": True,
+             "baseline": _run(1024, 400.0, 4.5), "fast": _run(160, 16.0, 7.0, tokens_equal=0.41, speedup=25.0)},
+    "calibration": {"defaults": {"factor": 2.0, "early_exit": 0.3, "cache_refresh": 0}, "cases": 24, "window": 64,
+                    "baseline": _run(384, 50.0, 7.8), "margin": {"exact_match_points": 2.0, "min_tokens_equal": 0.6},
+                    "factor": [{"value": 2.0, **_run(365, 25.7, 7.8, tokens_equal=1.0, speedup=1.97)}],
+                    "cache_refresh": [{"refresh": 8, **_run(366, 10.4, 7.8, tokens_equal=0.9, speedup=4.88)}]},
     "locality": {"short_doc_s": 0.1, "long_doc_s": 0.2, "ratio": 2.0,
                  "by_length_s": {"512": 0.1, "2000": 0.12, "8000": 0.2, "32000": 0.21}, "ratio_longest": 2.1},
-    "sweep": {"cases": 12, "window": 64, "cache": True, "baseline": {"seconds": 17.0, "exact_match": 6.0},
-              "points": [{"threshold": t, "steps": s, "nfe": s, "seconds": 0.1 * s, "speedup": 170 / s,
-                          "exact_match": 5.0 + s / 16, "span_exact": 0.0}
-                         for s in (4, 8, 16) for t in (0.5, 0.9, 1.0)]},
 }
 QUALITY = {
     "infill": {m: {k: {"exact_match": em, "parses": 50.0, "mean_latency_ms": lat}
@@ -90,8 +107,8 @@ def test_header_states_machine_date_commit(report: tuple[str, Path]) -> None:
     head = text.split("\n## ", 1)[0]
     assert "Test CPU 9000, 2 cores, 16 GB RAM, GPU: none" in head
     assert "2030-01-02" in head and "abcdef1234" in head and "torch**: 2.13.0" in head
-    # the summary: 2 of 3 sampler targets met (locality 2.0 > 1.5), models not measured
-    assert "| [sampler](#sampler) | 2030-01-02, abcdef1234 | 2 of 3 |" in head
+    # the summary: 5 of 6 sampler targets met (locality 2.0 > 1.5), models not measured
+    assert "| [sampler](#sampler) | 2030-01-02, abcdef1234 | 5 of 6 |" in head
     assert "| [models](#models) | not measured | - |" in head
     assert "| [newbench](#newbench) | 2030-01-02, abcdef1234 | no targets |" in head
 
@@ -100,13 +117,16 @@ def test_known_benchmark_section_has_tables_targets_and_plots(report: tuple[str,
     text, out = report
     s = _section(text, "sampler")
     assert "`remask bench sampler --json`: measured 2030-01-02T03:04:05+00:00 at commit abcdef1234" in s
-    assert "| fast path >= 8x faster than the LLaDA-style baseline | 14.0x | met |" in s
-    assert "| fast-path exact match within 2 points of the baseline | 5.00% vs 6.00% (-1.00 points) | met |" in s
+    assert "| fast path >= 8x remask's LLaDA-equivalent loop on the same inputs | 14.0x | met |" in s
+    assert ("| fast-path exact match within 2 points of the LLaDA-equivalent loop "
+            "| 5.00% vs 6.00% (-1.00 points) | met |") in s
+    assert "| fast path: >= 60% of tokens equal to the LLaDA-equivalent loop's | 70.0% | met |" in s
+    assert "| fast path >= 20x at 1,024 generated tokens | 25.0x at 1,024 tokens | met |" in s
+    assert ("| tokens committed per forward pass >= 3 at the default settings "
+            "| 4 (an infill request's defaults: 4) | met |") in s
     assert "| 2.00 | **not met** |" in s
-    assert "| fast path | 16 | 2.5 | 14 | 5 | 0 |" in s
     assert "| 32,000 | 0.21 | 2.1 |" in s
-    assert "| even | 42.5x, 5.25%, 4 NFE | 21.25x, 5.5%, 8 NFE | 10.625x, 6%, 16 NFE |" in s
-    for stem in ("sampler_sweep", "sampler_locality"):
+    for stem in ("sampler_cache_refresh", "sampler_locality"):
         assert f"![{stem}](plots/{stem}.png)" in s
         assert (out.parent / "plots" / f"{stem}.png").is_file()
 
@@ -114,9 +134,10 @@ def test_known_benchmark_section_has_tables_targets_and_plots(report: tuple[str,
     assert ("| single-line infill: hybrid exact match above ar and diffusion "
             "| hybrid 12% vs ar 10%, diffusion 5% | met |") in q
     assert "| multi-line infill: hybrid latency <= 1.5x ar | 1.40x ar (140 vs 100 ms) | met |" in q
-    assert "| >= 80% of corrupted code parses after repair | 79.2% | **not met** |" in q
-    # a result from before issue 12: no cases, normalised exact match or p50 recorded
-    assert "| hybrid | multi-line | - | 12 | - | 50 | 140 | - |" in q
+    assert "| >= 85% of corrupted held-out code parses after repair | 79.2% | **not met** |" in q
+    # a result from before issue 12: no cases, normalised exact match, empty share or p50 recorded
+    assert "| hybrid | multi-line | - | 12 | - | 50 | - | 140 | - |" in q
+    assert "Confidence floor" not in q and "Compliance" not in q and "Proofreading" not in q
     assert "Infill (Python of held-out files):" in q
     assert "| held-out packages: single-line infill exact match >= 15% in the best mode (>= 25% if " \
         "GPU-trained) | not measured | - |" in q
@@ -145,7 +166,7 @@ def test_missing_result_is_not_measured(report: tuple[str, Path]) -> None:
 def test_plots_are_small_valid_pngs(report: tuple[str, Path]) -> None:
     _, out = report
     pngs = sorted((out.parent / "plots").glob("*.png"))
-    assert [p.stem for p in pngs] == ["quality_by_mode", "sampler_locality", "sampler_sweep"]
+    assert [p.stem for p in pngs] == ["quality_by_mode", "sampler_cache_refresh", "sampler_locality"]
     for p in pngs:
         w, h = _png_size(p)
         assert 300 <= w <= 1200 and 200 <= h <= 600
@@ -255,7 +276,7 @@ def test_quality_tables_and_plot_for_some_modes(tmp_path: Path) -> None:
     _store(results, "quality", _quality_12("held_out_packages", {}, ar=16.0, hybrid=12.0))
     text = build_report(REGISTRY, results, tmp_path / "REPORT.md", tmp_path / "plots")
     assert "Infill (Python of whole held-out packages; single-line: 200 holes from 150 files of 2 packages):" in text
-    assert "| hybrid | single-line | 200 | 12 | 13 | 50 | 100 | 90 |" in text
+    assert "| hybrid | single-line | 200 | 12 | 13 | 50 | - | 100 | 90 |" in text
     _png_size(tmp_path / "plots" / "quality_by_mode.png")  # two modes of three still plot
 
 
@@ -263,17 +284,28 @@ def test_quality_tables_and_plot_for_some_modes(tmp_path: Path) -> None:
     ("name", "figures", "expected"),
     [
         ("serve", {"fim_p50_ms": 180.0, "fim_p95_ms": 400.0, "rps_c1": 2.0, "rps_c8": 5.0, "errors": 0},
-         [True, True, True]),
-        ("serve", {"fim_p50_ms": 250.0, "rps_c1": 2.0, "rps_c8": 4.9, "errors": 3}, [False, False, False]),
+         [True, True, True, None]),
+        ("serve", {"fim_p50_ms": 250.0, "rps_c1": 2.0, "rps_c8": 4.9, "errors": 3}, [False, False, False, None]),
+        ("serve", {"fim_p50_ms": 300.0, "rps_c1": 2.0, "rps_c8": 5.0, "errors": 0,
+                   "raw_vs_candidates": {"raw_p50_ms": 300.0, "candidates_p50_ms": 390.0, "ratio": 1.3}},
+         [False, True, True, True]),
+        ("serve", {"raw_vs_candidates": {"raw_p50_ms": 300.0, "candidates_p50_ms": 391.0}}, [None, None, None, False]),
+        ("serve", {"raw_vs_candidates": {"raw_p50_ms": None, "candidates_p50_ms": None}}, [None, None, None, None]),
         ("queue", {"lost": 0, "duplicated": 0}, [True, True, None, None]),
         ("queue", {"lost": 1, "duplicated": 0, "jobs_failed": 0, "errors_file": ["poison"],
                    "poison_alone_in_errors": True}, [False, True, True, True]),
         ("queue", {"lost": 0, "duplicated": 0, "jobs_failed": 2, "errors_file": ["poison", "j3-i0"],
                    "poison_alone_in_errors": False}, [True, True, False, False]),
         ("quality", {"repair_prose": {"wer_before": 20.0, "wer_after": 10.0}},
-         [None, None, None, None, None, None, True]),
+         [None] * 8 + [True] + [None] * 4),
         ("sampler", {"speedup": 7.99, "fast": {"exact_match": 3.9}, "baseline": {"exact_match": 6.0},
-                     "locality": {"ratio": 1.5}}, [False, False, True]),
+                     "locality": {"ratio": 1.5}}, [False, False, None, None, None, True]),
+        ("sampler", {"speedup": 8.0, "fast": {"exact_match": 4.0, "tokens_equal": 0.59, "tokens_per_pass": 3.0},
+                     "baseline": {"exact_match": 6.0}, "long": {"generated_tokens": 1024, "fast": {"speedup": 19.9}}},
+         [True, True, False, False, True, None]),
+        ("onnx_refiner", {"lengths": {"128": {"torch_ms": 90.0, "torch_1_thread_ms": 75.0, "onnx_ms": 50.0},
+                                      "512": {"torch_ms": 240.0, "onnx_ms": 200.0}}}, [True, True]),
+        ("onnx_refiner", {"lengths": {"128": {"torch_ms": 74.0, "onnx_ms": 50.0}}}, [False, None]),
     ],
 )
 def test_target_checks(name: str, figures: dict, expected: list[bool | None]) -> None:
@@ -282,7 +314,7 @@ def test_target_checks(name: str, figures: dict, expected: list[bool | None]) ->
 
 def test_target_check_with_missing_result() -> None:
     verdicts = evaluate(TARGETS["serve"], None)
-    assert [(v.value, v.met) for v in verdicts] == [("not measured", None)] * 3
+    assert [(v.value, v.met) for v in verdicts] == [("not measured", None)] * 4
 
 
 def _args(tmp_path: Path, *argv: str) -> argparse.Namespace:
@@ -308,10 +340,10 @@ def test_run_stores_results_with_provenance(tmp_path: Path, capfd: pytest.Captur
     assert fake is not None and fake.figures == {"value": 42, "args": []}
     assert fake.measured.command == "remask bench fake --json"
     assert len(fake.measured.commit) == 40 and fake.measured.machine.cores >= 1 and fake.measured.date[:2] == "20"
-    # the report runs a known benchmark with its section's arguments (the sampler's sweep)
+    # the report runs a known benchmark with its section's arguments (the sampler's calibration, never --write)
     sampler = load_result(tmp_path / "results", "sampler")
-    assert sampler is not None and sampler.figures["args"] == ["--sweep", "--repeats", "3"]
-    assert sampler.measured.command == "remask bench sampler --json --sweep --repeats 3"
+    assert sampler is not None and sampler.figures["args"] == ["--calibrate", "--repeats", "3"]
+    assert sampler.measured.command == "remask bench sampler --json --calibrate --repeats 3"
     stored = json.loads((tmp_path / "results" / "fake.json").read_text())
     assert set(stored) == {"benchmark", "measured", "figures"}
     assert "| value | 42 |" in (tmp_path / "REPORT.md").read_text()
