@@ -280,6 +280,110 @@ def test_quality_tables_and_plot_for_some_modes(tmp_path: Path) -> None:
     _png_size(tmp_path / "plots" / "quality_by_mode.png")  # two modes of three still plot
 
 
+def test_sampler_tables_show_every_section(report: tuple[str, Path]) -> None:
+    s = _section(report[0], "sampler")
+    assert ("| baseline | full pass | 384 | 384 | 35 | 1 | 100 | 6 | 0 | 1 |" in s
+            and "| fast | all levers | 96 | 96 | 2.5 | 4 | 70 | 5 | 0 | 14 |" in s)
+    assert "| 16 | 48 | fast | 100 | 100 | 0.5 | 3.84 | 75 | 11 | 0 | 6 |" in s
+    refresh = [line.split(" | ")[0] for line in s.split("Context cache refreshed")[1].split("\n\n")[1].splitlines()]
+    assert refresh[2:] == ["| no cache", "| every step", "| every 4 steps", "| at block starts"]
+    assert "Long generation: 1,024 tokens after a 64-token prompt in blocks of 32 (beyond" in s
+    assert "| fast | 160 | 160 | 16 | 2.4 | 41 | 7 | 0 | 25 |" in s
+    assert "chosen: factor 2.0, early exit 0.3, cache refresh at block starts:" in s
+    assert "| factor | 2 | 365 |" in s and "| cache refresh | every 8 steps | 366 |" in s
+
+
+def test_onnx_refiner_section(tmp_path: Path) -> None:
+    lengths = {str(n): {"seq_len": n, "batch": 1, "torch_ms": t, "torch_1_thread_ms": t1, "onnx_ms": o,
+                        "speedup": round(t / o, 2), "speedup_vs_1_thread": round(t1 / o, 2), "max_abs_diff": 2e-6}
+               for n, t, t1, o in ((2048, 4300.0, 1700.0, 1400.0), (128, 580.0, 78.0, 49.0),
+                                   (512, 3000.0, 260.0, 250.0))}
+    figures = {"model": "shape of models/refiner, random init", "attention": "com.microsoft.MultiHeadAttention",
+               "lengths": lengths, "settings": {"torch_threads": 2, "onnx_threads": 2, "timing": "medians"}}
+    _store(tmp_path / "results", "onnx_refiner", figures)
+    text = build_report({"onnx_refiner": "bench.onnx_refiner"}, tmp_path / "results", tmp_path / "R.md",
+                        tmp_path / "plots")
+    s = _section(text, "onnx_refiner")
+    # the faster eager run is the bar: 78 ms on one thread, not 580 ms on two
+    assert "| ONNX refiner forward >= 1.5x eager at 128 tokens | 1.59x (78 vs 49 ms) | met |" in s
+    assert "| ONNX refiner forward >= 1.2x eager at 512 tokens | 1.04x (260 vs 250 ms) | **not met** |" in s
+    assert "attention exported as `com.microsoft.MultiHeadAttention`; threads: torch 2, ONNX Runtime 2" in s
+    rows = [line for line in s.splitlines() if line.startswith("| 128 |") or line.startswith("| 2,048 |")]
+    assert rows[0] == "| 128 | 1 | 580 | 78 | 49 | 11.84 | 1.59 | 2e-06 |" and rows[1].startswith("| 2,048 |")
+
+
+def _quality_14(parses: float, single_em: float, banned_left: int, worse: int,
+                wer: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """`bench quality` figures as issue 14 merges them: infill with empty shares and floors,
+    compliance and proofreading."""
+    floors = {"0": {"exact_match": single_em, "parses": parses, "empty": 10.0},
+              "0.1": {"exact_match": 1.0, "parses": parses, "empty": 80.0}}
+    return {
+        "infill_split": "held_out_packages", "infill_min_confidence": 0.0,
+        "infill": {m: {"single_line": {"cases": 200, "exact_match": em, "parses": p, "empty": 10.0,
+                                       "mean_latency_ms": 100.0, "p50_latency_ms": 90.0, "floors": floors},
+                       "multi_line": {"cases": 100, "exact_match": 0.0, "parses": p, "empty": 20.0}}
+                   for m, em, p in (("ar", single_em, parses + 5), ("diffusion", single_em / 2, parses))},
+        "repair_code": {"cases": 24, "parses": 85.0, "restored_exactly": 30.0, "mean_latency_ms": 500.0},
+        "compliance": {"paragraphs": 48, "findings": 67, "applied": 63, "applied_edits": 61,
+                       "applied_refiner_rewrites": 2, "banned_left_unflagged": banned_left,
+                       "applied_reading_worse": worse, "applied_reading_worse_refiner": 8, "needs_review": 4,
+                       "needs_review_share": 0.0597, "latency_s": {"mean": 6.0, "p50": 3.1},
+                       "options": {"fluency_margin": 0.0}, "rules": "examples/rules.yaml",
+                       "margin_sweep": {"0.5": {"needs_review_share": 0.0, "applied_reading_worse": 17,
+                                                "applied_reading_worse_refiner": 14, "applied": 67}}},
+        "proofread": {"corruption_rate": 0.12, "refiner": "r",
+                      **{k: {"cases": 60, "wer_before": b, "wer_after": a, "reduction": round(1 - a / b, 3),
+                             "paragraphs_made_better": 40, "paragraphs_made_worse": 9, "p50_latency_ms": 3000.0}
+                         for k, (b, a) in wer.items()}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("figures", "expected"),
+    [
+        (_quality_14(90.0, 10.0, 0, 0, {"licences": (13.0, 9.0), "documentation": (12.0, 7.2)}),
+         [("lowest: diffusion single-line 90%", True), ("ar 10%, 10% answered empty", True), ("85%", True),
+          (None, None), ("0", True), ("0", True),
+          ("licences 13% -> 9%; documentation 12% -> 7.2%", True), ("12% -> 7.2% (40.0% lower)", True)]),
+        (_quality_14(89.5, 9.5, 1, 2, {"licences": (13.0, 13.0), "documentation": (12.0, 11.0)}),
+         [("lowest: diffusion single-line 89.5%", False), ("ar 9.5%, 10% answered empty", False), ("85%", True),
+          (None, None), ("1", False), ("2", False),
+          ("licences 13% -> 13%; documentation 12% -> 11%", False), ("12% -> 11% (8.3% lower)", False)]),
+    ],
+)
+def test_issue_14_quality_targets(figures: dict[str, Any], expected: list[tuple[str | None, bool | None]]) -> None:
+    verdicts = evaluate(TARGETS["quality"], figures)[5:]
+    assert [(v.value if v.met is not None else None, v.met) for v in verdicts] == expected
+
+
+def test_issue_14_targets_without_their_figures() -> None:
+    old = {"infill": {"ar": {"single_line": {"exact_match": 3.0, "parses": 95.0}}}}  # no empty share recorded
+    verdicts = evaluate(TARGETS["quality"], old)
+    assert [(v.value, v.met) for v in verdicts[5:7]] == [("lowest: ar single-line 95%", True), ("ar 3%", False)]
+    assert all(v.met is None for v in verdicts[7:])
+    only_licences = {"proofread": {"licences": {"wer_before": 10.0, "wer_after": 8.0}}}
+    verdicts = evaluate(TARGETS["quality"], only_licences)
+    assert [(v.value, v.met) for v in verdicts[-2:]] == [("licences 10% -> 8%", True), ("not measured", None)]
+
+
+def test_issue_14_quality_tables(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _store(results, "quality", _quality_14(90.0, 10.0, 0, 0, {"licences": (13.0, 9.0), "documentation": (12.0, 7.2)}))
+    text = build_report(REGISTRY, results, tmp_path / "REPORT.md", tmp_path / "plots")
+    q = _section(text, "quality")
+    assert "of 2 packages" not in q and "confidence floor 0):" in q
+    assert "| ar | single-line | 200 | 10 | - | 95 | 10 | 100 | 90 |" in q
+    assert "| mode | span | floor 0 | floor 0.1 |" in q
+    assert "| diffusion | single-line | 10 / 90 / 10 | 1 / 90 / 80 |" in q
+    assert "| diffusion | multi-line |" not in q.split("Confidence floor")[1]  # no floors recorded there
+    assert "Compliance rewrites (rules `examples/rules.yaml`; fluency margin 0.0):" in q
+    assert "| rewrites applied (edits, refiner rewrites) | 63 (61, 2) |" in q
+    assert "| needs review (% of findings) | 6 |" in q
+    assert "| 0.5 | 67 | 17 | 14 | 0 |" in q
+    assert "| package documentation | 60 | 12 | 7.2 | 40 | 40 | 9 | 3000 |" in q
+
+
 @pytest.mark.parametrize(
     ("name", "figures", "expected"),
     [
