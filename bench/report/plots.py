@@ -37,16 +37,19 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def quality_by_mode(figures: dict[str, Any], path: Path) -> Path | None:
-    """Infill exact match, still-parses and mean latency by mode, single- and multi-line."""
+    """Infill exact match, still-parses, the share answered empty (where recorded) and mean
+    latency by mode, single- and multi-line."""
     infill = figures.get("infill")
     if not isinstance(infill, dict):
         return None
     modes = [m for m in MODES if m in infill]  # --modes may have skipped some
     if not modes:
         return None
-    fig, axes = _figure(10, 3.2, 3)
-    panels = (("exact_match", "exact match (%)"), ("parses", "file still parses (%)"),
-              ("mean_latency_ms", "mean latency (ms)"))
+    panels = [("exact_match", "exact match (%)"), ("parses", "file still parses (%)"),
+              ("mean_latency_ms", "mean latency (ms)")]
+    if any("empty" in r for m in modes for r in infill[m].values()):  # results since issue 14
+        panels.insert(2, ("empty", "answered empty (%)"))
+    fig, axes = _figure(max(10.0, 3.0 * len(panels)), 3.2, len(panels))
     width = 0.38
     for ax, (key, label) in zip(axes, panels):
         top = 0.0

@@ -277,7 +277,8 @@ def test_quality_tables_and_plot_for_some_modes(tmp_path: Path) -> None:
     text = build_report(REGISTRY, results, tmp_path / "REPORT.md", tmp_path / "plots")
     assert "Infill (Python of whole held-out packages; single-line: 200 holes from 150 files of 2 packages):" in text
     assert "| hybrid | single-line | 200 | 12 | 13 | 50 | - | 100 | 90 |" in text
-    _png_size(tmp_path / "plots" / "quality_by_mode.png")  # two modes of three still plot
+    # two modes of three still plot; three panels (no empty share recorded before issue 14)
+    assert _png_size(tmp_path / "plots" / "quality_by_mode.png")[0] == 1000
 
 
 def test_sampler_tables_show_every_section(report: tuple[str, Path]) -> None:
@@ -382,6 +383,7 @@ def test_issue_14_quality_tables(tmp_path: Path) -> None:
     assert "| needs review (% of findings) | 6 |" in q
     assert "| 0.5 | 67 | 17 | 14 | 0 |" in q
     assert "| package documentation | 60 | 12 | 7.2 | 40 | 40 | 9 | 3000 |" in q
+    assert _png_size(tmp_path / "plots" / "quality_by_mode.png")[0] == 1200  # a fourth panel: answered empty
 
 
 @pytest.mark.parametrize(
