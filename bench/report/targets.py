@@ -89,8 +89,10 @@ def _onnx_speedup(tokens: str, bar: float) -> Check:
 
     def check(f: dict[str, Any]) -> tuple[str, bool]:
         r = get(f, "lengths", tokens)
-        eager = min(float(r[k]) for k in ("torch_ms", "torch_1_thread_ms") if k in r)
-        onnx = float(get(r, "onnx_ms"))
+        runs = [float(r[k]) for k in ("torch_ms", "torch_1_thread_ms") if k in r]
+        if not runs:
+            raise KeyError(f"lengths.{tokens}.torch_ms")
+        eager, onnx = min(runs), float(get(r, "onnx_ms"))
         s = eager / onnx
         return f"{s:.2f}x ({eager:g} vs {onnx:g} ms)", s >= bar
 

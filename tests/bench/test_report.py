@@ -411,7 +411,8 @@ def test_issue_14_quality_tables(tmp_path: Path) -> None:
          [True, True, False, False, True, None]),
         ("onnx_refiner", {"lengths": {"128": {"torch_ms": 90.0, "torch_1_thread_ms": 75.0, "onnx_ms": 50.0},
                                       "512": {"torch_ms": 240.0, "onnx_ms": 200.0}}}, [True, True]),
-        ("onnx_refiner", {"lengths": {"128": {"torch_ms": 74.0, "onnx_ms": 50.0}}}, [False, None]),
+        ("onnx_refiner", {"lengths": {"128": {"torch_ms": 74.0, "onnx_ms": 50.0}, "512": {"onnx_ms": 9.0}}},
+         [False, None]),
     ],
 )
 def test_target_checks(name: str, figures: dict, expected: list[bool | None]) -> None:
