@@ -113,7 +113,8 @@ def resolve(staged: str, findings: Sequence[tuple[int, int, RuleHit]], placehold
     """Decide every finding (``(start, end, hit)`` in ``staged``, sorted); ``placeholders`` stay whole."""
     units = _units(staged, findings, placeholders)
     reviews = _over_budget(units, params.max_rewrites)
-    settings = RewriteSettings(params.steps, params.threshold, params.attempts, params.seed, params.window)
+    settings = RewriteSettings(params.steps, params.threshold, params.attempts, params.seed, params.window,
+                               params.factor)
     rewrites_done: list[Rewrite] = []
     nfe = 0
     while batch := [(u, u.pending.pop(0)) for u in units if u.pending]:

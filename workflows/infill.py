@@ -61,7 +61,7 @@ SnapshotFn = Callable[[str], None]
 def sampler_config(p: InfillParams) -> SamplerConfig:
     """The refiner's sampler settings of an infill request."""
     return SamplerConfig(steps=p.steps, threshold=p.threshold, temperature=p.temperature,
-                         top_p=p.top_p if p.top_p < 1 else None, seed=p.seed, cache=p.cache)
+                         top_p=p.top_p if p.top_p < 1 else None, seed=p.seed, cache=p.cache, factor=p.factor)
 
 
 def _snapshots(refiner: TextRefiner, on_snapshot: SnapshotFn | None, render: Callable[[list[tuple[int, bool]]], str]

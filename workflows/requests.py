@@ -191,6 +191,7 @@ class CompletionRequest(_Infill):
     top_p: float = option(InfillParams, "top_p")
     stop: Stop = None
     seed: int | None = option(InfillParams, "seed")
+    factor: float | None = option(InfillParams, "factor")
     stream: Stream = False
     stream_options: StreamOptions | None = Field(None, description="options of a streamed answer")
     n: int = Field(1, ge=1, le=1, description="completions per prompt; only 1 is supported")
@@ -232,6 +233,7 @@ class FimRequest(_Infill):
     top_p: float = option(InfillParams, "top_p")
     stop: Stop = None
     random_seed: int | None = option(InfillParams, "seed")
+    factor: float | None = option(InfillParams, "factor")
     stream: Stream = False
     mode: Mode = option(InfillParams, "mode")
     steps: int = option(InfillParams, "steps")
@@ -276,6 +278,7 @@ class ReviseRequest(RequestModel):
     threshold: float | None = option(ReviseParams, "threshold")
     temperature: float = option(ReviseParams, "temperature")
     seed: int | None = option(ReviseParams, "seed")
+    factor: float | None = option(ReviseParams, "factor")
     language: str | None = option(ReviseParams, "language")
     spelling: bool = option(ReviseParams, "spelling")
     word_order: bool = option(ReviseParams, "word_order")
@@ -323,6 +326,7 @@ class RepairRequest(RequestModel):
     steps: int = option(RepairParams, "steps")
     samples: int = option(RepairParams, "samples")
     seed: int | None = option(RepairParams, "seed")
+    factor: float | None = option(RepairParams, "factor")
     stream: bool = Field(False, description="stream progress, then the result, as server-sent events")
 
     @field_validator("language")
@@ -345,6 +349,7 @@ class ComplianceRequest(RequestModel):
     steps: int = option(ComplianceParams, "steps")
     threshold: float | None = option(ComplianceParams, "threshold")
     seed: int | None = option(ComplianceParams, "seed")
+    factor: float | None = option(ComplianceParams, "factor")
 
     @field_validator("rules")
     @classmethod

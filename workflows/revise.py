@@ -72,7 +72,7 @@ def revise(
         raise ValueError(f"detect={params.detect!r} needs a drafter")
     audit = AuditRecord.start("revise", params, refiner, detector)
     cfg = SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature,
-                        seed=params.seed, cache=params.cache)
+                        seed=params.seed, cache=params.cache, factor=params.factor)
 
     stage: list[Edit] = []  # proofreading's edits, offsets into ``text``
     source = text

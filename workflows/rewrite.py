@@ -203,13 +203,15 @@ class RewriteSite:
 
 @dataclass(frozen=True)
 class RewriteSettings:
-    """How the refiner rewrites: step budget, commit threshold, sampled rounds, seed, context."""
+    """How the refiner rewrites: step budget, commit threshold, sampled rounds, seed, context,
+    factor rule (None: the model's calibrated value)."""
 
     steps: int
     threshold: float | None
     attempts: int
     seed: int | None
     window: Window
+    factor: float | None = None
 
 
 def refiner_rewrites(refiner: TextRefiner, sites: Sequence[RewriteSite],
@@ -228,7 +230,8 @@ def refiner_rewrites(refiner: TextRefiner, sites: Sequence[RewriteSite],
     for attempt in range(settings.attempts if rows else 0):
         cfg = SamplerConfig(steps=settings.steps, threshold=settings.threshold,
                             temperature=0.0 if attempt == 0 else SAMPLE_TEMPERATURE,
-                            seed=None if settings.seed is None else settings.seed + attempt)
+                            seed=None if settings.seed is None else settings.seed + attempt,
+                            factor=settings.factor)
         res = refiner.fill([r[1] for r in rows], [[r[2]] for r in rows], cfg, settings.window)
         nfe += max(r.nfe for r in res)
         for (i, _, _, a, b), filled in zip(rows, res):

@@ -120,9 +120,9 @@ def rewrites(code: str, issue: SyntaxIssue, lang: str, params: RepairParams,
 
 def _sampler_configs(params: RepairParams) -> list[SamplerConfig]:
     """The greedy fill, then ``params.samples`` sampled ones, each with its own seed."""
-    greedy = SamplerConfig(steps=params.steps, threshold=params.threshold, seed=params.seed)
+    greedy = SamplerConfig(steps=params.steps, threshold=params.threshold, seed=params.seed, factor=params.factor)
     return [greedy] + [SamplerConfig(steps=params.steps, threshold=params.threshold, temperature=params.temperature,
-                                     seed=None if params.seed is None else params.seed + k + 1)
+                                     seed=None if params.seed is None else params.seed + k + 1, factor=params.factor)
                        for k in range(params.samples)]
 
 
