@@ -10,7 +10,11 @@
 - repair_code: held-out Python functions with 1-3 syntax-breaking corruptions: share that
   parses after repair, share restored exactly;
 - repair_prose: held-out prose paragraphs with word-level corruptions (deleted, swapped,
-  misspelled words): word error rate before and after revision.
+  misspelled words): word error rate before and after revision;
+- compliance (bench.quality_compliance): banned phrases planted in held-out prose paragraphs:
+  banned phrases left unflagged, applied rewrites that read worse, the needs-review share;
+- proofread (bench.quality_proofread): word error rate before and after proofreading on two
+  kinds of held-out prose, licence texts and package documentation.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ MODES = ("ar", "diffusion", "hybrid")
 HOLE_LINES = {"single_line": (1, 1), "multi_line": (2, 4)}  # lines per hole, inclusive
 INFILL_SPLITS = ("held_out_packages", "held_out")
 PREFIX_CHARS, SUFFIX_CHARS = 1500, 600  # context handed to infill (the workflow trims further)
+PARTS = ("infill", "repair_code", "repair_prose", "compliance", "proofread")
 PROGRESS_EVERY = 50  # infill cases between progress lines on stderr
 
 
@@ -60,8 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw-infill", action="store_true",
                    help="infill without the candidate search (the models' single raw answer), for comparison")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", choices=["infill", "repair_code", "repair_prose"], action="append",
-                   help="run only these parts (repeatable)")
+    p.add_argument("--compliance-cases", type=int, default=48,
+                   help="held-out prose paragraphs with banned phrases planted (bench.quality_compliance)")
+    p.add_argument("--proofread-cases", type=int, default=60,
+                   help="corrupted paragraphs of each kind of held-out prose (bench.quality_proofread)")
+    p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (repeatable)")
 
 
 def _ensure_corpus(corpus: Path) -> None:
@@ -471,7 +479,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.models import trained_on
     from workflows.engines import load_drafter, load_refiner
 
-    only = set(args.only or ["infill", "repair_code", "repair_prose"])
+    only = set(args.only or PARTS)
 
     def rng(part: str) -> random.Random:
         """One stream per part, so ``--only PART`` measures the cases of the full run."""
@@ -503,4 +511,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "repair_prose" in only:
         prose = held_out(args.corpus, "prose")
         out["repair_prose"] = run_repair_prose(prose, args.prose_cases, refiner, rng("repair_prose"))
+    if "compliance" in only:
+        from bench import quality_compliance
+
+        out["compliance"] = quality_compliance.measure(args.refiner, args.drafter, args.corpus,
+                                                       args.compliance_cases, args.seed)
+    if "proofread" in only:
+        from bench import quality_proofread
+
+        out["proofread"] = quality_proofread.measure(args.refiner, args.drafter, args.corpus,
+                                                     args.proofread_cases, args.seed)
     return out
