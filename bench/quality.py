@@ -448,7 +448,8 @@ def wer(ref: str, hyp: str) -> float:
     return Levenshtein.distance(r, h) / max(1, len(r))
 
 
-def run_repair_prose(docs: list[str], n: int, refiner: Any, rng: random.Random) -> dict[str, Any]:
+def run_repair_prose(docs: list[str], n: int, refiner: Any, drafter: Any, rng: random.Random) -> dict[str, Any]:
+    """Revision as `remask revise` runs it: the drafter scores the text and checks proofreading's fixes."""
     from workflows.revise import ReviseParams, revise
 
     paras = [p.strip() for d in docs for p in d.split("\n\n") if 200 <= len(p.strip()) <= 700 and p.count(" ") > 30]
@@ -456,7 +457,7 @@ def run_repair_prose(docs: list[str], n: int, refiner: Any, rng: random.Random) 
     before, after = [], []
     for p in paras[:n]:
         bad = corrupt_words(p, 0.12, rng)
-        res = revise(bad, ReviseParams(seed=0), refiner)
+        res = revise(bad, ReviseParams(seed=0), refiner, drafter)
         before.append(wer(p, bad))
         after.append(wer(p, res.text))
     b, a = statistics.mean(before), statistics.mean(after)
@@ -510,7 +511,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                              refiner, rng("repair_code"))
     if "repair_prose" in only:
         prose = held_out(args.corpus, "prose")
-        out["repair_prose"] = run_repair_prose(prose, args.prose_cases, refiner, rng("repair_prose"))
+        out["repair_prose"] = run_repair_prose(prose, args.prose_cases, refiner, load_drafter(args.drafter),
+                                               rng("repair_prose"))
     if "compliance" in only:
         from bench import quality_compliance
 
