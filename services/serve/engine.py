@@ -51,6 +51,16 @@ def unwrap(exc: BaseException, retry_after_s: float) -> BaseException:
     return exc
 
 
+def served_infill(params: InfillParams) -> InfillParams:
+    """The options an infill runs with on Serve. The candidate search needs the drafter and the
+    refiner in one process; the deployments hold one each, so ar and hybrid answer with the
+    models' raw draft here (the response then carries no ``syntax_check``) and diffusion,
+    which runs whole on the refiner replica, keeps the search."""
+    if params.mode == "diffusion" or not params.candidates:
+        return params
+    return params.model_copy(update={"candidates": False})
+
+
 class ServeEngine:
     """:class:`EngineClient` over a refiner handle and an optional drafter handle."""
 
@@ -110,6 +120,7 @@ class ServeEngine:
 
     async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
         check_context(prefix, suffix)
+        params = served_infill(params)
         if params.mode == "diffusion":
             return await self._call(self.refiner.infill.remote(prefix, suffix, params))
         t0 = time.perf_counter()
@@ -125,6 +136,7 @@ class ServeEngine:
 
     async def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
         check_context(prefix, suffix)
+        params = served_infill(params)
         if params.mode != "hybrid":  # one deployment streams it whole
             handle = self.refiner if params.mode == "diffusion" else self._need_drafter(params.mode)
             async for ev in self._stream(handle.options(stream=True).stream_infill, prefix, suffix, params):

@@ -74,7 +74,7 @@ async def collect(stream: Any) -> list[Any]:
 @pytest.mark.parametrize("mode", ["ar", "hybrid", "diffusion"])
 def test_infill_through_handles_equals_the_local_engine(replicas: Any, api_models: Any, mode: str) -> None:
     d, r = replicas
-    params = InfillParams(mode=mode, max_tokens=8, steps=4, remask_below=0.9)
+    params = InfillParams(mode=mode, max_tokens=8, steps=4, remask_below=0.9, candidates=mode == "diffusion")
     served = run(ServeEngine(Handle(r), Handle(d)).infill(PREFIX, SUFFIX, params))
 
     async def local() -> Any:
@@ -90,6 +90,26 @@ def test_infill_through_handles_equals_the_local_engine(replicas: Any, api_model
     assert [t.changed for t in served.result.tokens] == [t.changed for t in alone.result.tokens]
     assert served.prompt_tokens == alone.prompt_tokens and served.completion_tokens == alone.completion_tokens
     assert served.result.audit is not None and served.result.audit.models
+
+
+@pytest.mark.parametrize("mode", ["ar", "hybrid"])
+def test_serve_answers_ar_and_hybrid_with_the_raw_draft(replicas: Any, api_models: Any, mode: str) -> None:
+    """The candidate search needs both models in one process: on Serve, ar and hybrid answer as
+    `candidates: false` does everywhere, and the response says no search ran."""
+    d, r = replicas
+    params = InfillParams(mode=mode, max_tokens=8, steps=4)
+    served = run(ServeEngine(Handle(r), Handle(d)).infill(PREFIX, SUFFIX, params))
+
+    async def raw() -> Any:
+        engine = LocalEngine(*api_models)
+        try:
+            return await engine.infill(PREFIX, SUFFIX, InfillParams(mode=mode, max_tokens=8, steps=4, candidates=False))
+        finally:
+            engine.close()
+
+    assert served.result.text == run(raw()).result.text
+    assert served.result.syntax_check is None and served.result.audit is not None
+    assert served.result.audit.parameters["candidates"] is False
 
 
 def test_hybrid_goes_through_both_batched_stages(replicas: Any) -> None:
