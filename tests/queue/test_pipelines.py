@@ -52,7 +52,9 @@ def test_every_endpoint_runs_through_its_pipeline(queue: JobQueue, r: redis.Redi
     assert revised.startswith("The") and revised.endswith(" write to ops@example.org for help.")
     assert out["revise"]["object"] == "revision" and out["revise"]["remask"]["audit"]["pipeline"] == "revise"
     for cid in ("revise-rules", "comply"):
-        assert "ops@example.org" not in out[cid]["text"] and "customer" in out[cid]["text"]
+        # the banned word is rewritten (preferred term or deletion, as the drafter judges) or left for review
+        reviewed = [v["phrase"] for v in out[cid]["remask"].get("needs_review") or []]
+        assert "ops@example.org" not in out[cid]["text"] and ("client" not in out[cid]["text"] or "client" in reviewed)
         assert {e["reason"] for e in out[cid]["edits"]} >= {"no-email", "say-customer"}
     assert out["comply"]["object"] == "compliance" and out["comply"]["unresolved"] == []
     assert out["repair"]["remask"]["audit"]["pipeline"] == "repair" and "parses" in out["repair"]

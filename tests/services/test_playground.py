@@ -241,11 +241,11 @@ def test_infill_at_the_cursor_after_emoji(playground: Playground, api_url: str, 
     assert page.get_attribute("#cursor-info", "data-start") == str(cursor)
     page.check("input[name=task][value=infill]")
     body = {"prompt": TEXT[:cursor], "suffix": TEXT[cursor:], "mode": "diffusion", "max_tokens": 6, "steps": 4,
-            "seed": 0}
+            "seed": 0, "candidates": False}  # the models' raw answer: the tiny model's scoped one is empty
     expected = http.post(f"{api_url}/v1/completions", json=body).json()["choices"][0]["text"]
     assert expected  # the tiny model writes something for this seed
     for stream in (False, True):
-        ui.run(mode="diffusion", **{"max-tokens": 6}, steps=4, stream=stream)
+        ui.run(mode="diffusion", **{"max-tokens": 6}, steps=4, stream=stream, candidates=False)
         [edit] = ui.edits()
         assert edit == {"start": cursor, "end": cursor, "before": "", "after": expected, "reason": "infill (diffusion)"}
         assert ui.result() == TEXT[:cursor] + expected + TEXT[cursor:]

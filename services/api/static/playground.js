@@ -217,7 +217,7 @@ function buildJob(task, text) {
   const e16 = toUtf16(text, end);
   const body = {
     prompt: text.slice(0, s16), suffix: text.slice(e16), mode: $("mode").value,
-    max_tokens: wholeNumber("max-tokens", "Max tokens"), ...common,
+    max_tokens: wholeNumber("max-tokens", "Max tokens"), candidates: $("candidates").checked, ...common,
   };
   return { task, original: text, body, insert: { start, end, before: text.slice(s16, e16) } };
 }
