@@ -194,6 +194,14 @@ class JobCounts:
 
 
 @dataclass(frozen=True)
+class ReviewCounts:
+    """Findings a job's results leave for a person (compliance rewrites not applied)."""
+
+    items: int = 0  # items whose result lists some under needs_review
+    findings: int = 0  # those findings, in all
+
+
+@dataclass(frozen=True)
 class Job:
     """A batch job in OpenAI Batch shape (``status``, ``request_counts``) plus ``progress``."""
 
@@ -209,6 +217,7 @@ class Job:
     current_item: str | None = None  # custom_id of the item running now
     error: str | None = None  # why it failed, when it did
     metadata: dict[str, str] = field(default_factory=dict)
+    review_counts: ReviewCounts = ReviewCounts()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -218,13 +227,14 @@ class Job:
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> Job:
-        c = d.get("request_counts") or {}
+        c, r = d.get("request_counts") or {}, d.get("review_counts") or {}
         return cls(id=d["id"], status=d["status"],
                    request_counts=JobCounts(*(int(c.get(k, 0)) for k in ("total", "completed", "failed"))),
                    progress=float(d.get("progress", 0.0)), created_at=int(d.get("created_at") or 0),
                    completed_at=d.get("completed_at"), failed_at=d.get("failed_at"), cancelled_at=d.get("cancelled_at"),
                    expires_at=d.get("expires_at"), current_item=d.get("current_item"), error=d.get("error"),
-                   metadata=dict(d.get("metadata") or {}), raw=d)
+                   metadata=dict(d.get("metadata") or {}),
+                   review_counts=ReviewCounts(*(int(r.get(k, 0)) for k in ("items", "findings"))), raw=d)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,11 @@ class Counts(BaseModel):
     failed: int = Field(description="items that failed")
 
 
+class ReviewCountsOut(BaseModel):
+    items: int = Field(description="items whose result leaves findings for review (compliance rewrites not applied)")
+    findings: int = Field(description="those findings, in all (each item's result lists them under needs_review)")
+
+
 class JobOut(BaseModel):
     """A job in OpenAI Batch shape (``object: "batch"``), plus ``progress``."""
 
@@ -87,6 +92,8 @@ class JobOut(BaseModel):
     idempotency_key: str | None = Field(None, description="the key it was submitted with")
     webhook_url: str | None = Field(None, description="where its final state is POSTed")
     metadata: dict[str, str] = Field(default_factory=dict, description="what the submitter attached")
+    review_counts: ReviewCountsOut = Field(default_factory=lambda: ReviewCountsOut(items=0, findings=0),
+                                           description="findings left for a person across the job's results")
 
 
 class JobList(BaseModel):

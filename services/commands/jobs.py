@@ -154,7 +154,9 @@ def _submit(args: argparse.Namespace) -> int:
             err_path = args.errors or args.file.with_name(args.file.name + ".errors.jsonl")
             write_atomic(err_path, _lines(errors))
             where += f", errors in {err_path}"
-        print(f"remask: job {job.id} {job.status}: {n_ok} succeeded, {len(errors)} failed; {where}",
+        review = job.review_counts
+        held = f", {review.findings} finding(s) in {review.items} item(s) need review" if review.findings else ""
+        print(f"remask: job {job.id} {job.status}: {n_ok} succeeded, {len(errors)} failed{held}; {where}",
               file=sys.stderr)
         return 0 if job.status == "completed" else EXIT_JOB_NOT_COMPLETED
 
@@ -168,7 +170,8 @@ def _wait(rm: Any, job: Any, args: argparse.Namespace) -> Any:
         def show(j: Any) -> None:
             bar.total = j.request_counts.total
             bar.update(j.request_counts.done - bar.n)
-            bar.set_postfix(status=j.status, failed=j.request_counts.failed, refresh=False)
+            bar.set_postfix(status=j.status, failed=j.request_counts.failed, review=j.review_counts.findings,
+                            refresh=False)
             bar.refresh()
 
         return rm.wait_job(job.id, poll_interval=args.poll, timeout=args.wait_timeout, on_progress=show)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from client import Job, JobWaitTimeout, NotFoundError, Remask, ValidationError
+from client import Job, JobWaitTimeout, NotFoundError, Remask, ReviewCounts, ValidationError
 from tests.client.conftest import API_KEY, OTHER_KEY, SLOW, BackgroundWorker, Live
 
 
@@ -40,6 +40,7 @@ def test_submit_a_file_wait_with_progress_and_read_results(rm: Remask, worker: B
     assert all(r.status_code == 200 and r.body is not None and r.body["object"] == "text_completion"
                for r in results)
     assert rm.job_errors(job.id) == []
+    assert done.review_counts == ReviewCounts(0, 0)  # completions leave nothing for review
     # the answer of an item is what the synchronous endpoint gives for the same body
     assert results[2].body["choices"][0]["text"] == rm.infill("x2 = ", "\n", max_tokens=3, mode="ar").text
     page = rm.list_jobs(limit=100)

@@ -54,7 +54,10 @@ class StubHandler:
         for _ in range(self.steps):
             checkpoint()
             time.sleep(self.delay_s / self.steps)
-        return {"text": code.upper(), "custom_id": item.custom_id}
+        out: dict[str, Any] = {"text": code.upper(), "custom_id": item.custom_id}
+        if code.startswith("review "):  # a result with findings left for review, as compliance's are
+            out["needs_review"] = [{"phrase": code}] * int(code.removeprefix("review "))
+        return out
 
 
 def executions(r: redis.Redis) -> list[str]:

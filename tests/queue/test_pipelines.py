@@ -57,6 +57,8 @@ def test_every_endpoint_runs_through_its_pipeline(queue: JobQueue, r: redis.Redi
         assert "ops@example.org" not in out[cid]["text"] and ("client" not in out[cid]["text"] or "client" in reviewed)
         assert {e["reason"] for e in out[cid]["edits"]} >= {"no-email", "say-customer"}
     assert out["comply"]["object"] == "compliance" and out["comply"]["unresolved"] == []
+    held = [len(b["remask"].get("needs_review") or []) for b in out.values() if "remask" in b]
+    assert (done.review_counts.items, done.review_counts.findings) == (sum(n > 0 for n in held), sum(held))
     assert out["repair"]["remask"]["audit"]["pipeline"] == "repair" and "parses" in out["repair"]
     c = out["complete"]
     assert c["object"] == "text_completion" and c["usage"]["completion_tokens"] == len(c["remask"]["tokens"])

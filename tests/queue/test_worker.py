@@ -144,10 +144,25 @@ def test_record_writes_an_item_outcome_at_most_once(queue: JobQueue, r: redis.Re
     job = queue.submit(jsonl(1))
     k = queue.keys
     keys = [k.results(job.id), k.errors(job.id), k.job(job.id)]
-    assert queue.scripts.record(keys=keys, args=[0, "completed", "first", 0]) == 1
-    assert queue.scripts.record(keys=keys, args=[0, "failed", "second", 0]) == 0
+    assert queue.scripts.record(keys=keys, args=[0, "completed", "first", 0, 2]) == 1
+    assert queue.scripts.record(keys=keys, args=[0, "failed", "second", 0, 5]) == 0
     assert r.hget(k.results(job.id), "0") == b"first" and not r.exists(k.errors(job.id))
     assert queue.get(job.id, "default").request_counts.completed == 1
+    assert queue.get(job.id, "default").review_counts.findings == 2
+
+
+def test_findings_left_for_review_are_counted_on_the_job_once_per_item(queue: JobQueue, r: redis.Redis) -> None:
+    lines = jsonl(2) + jsonl(1, "review 3", "held") + jsonl(1, "review 1", "also") + jsonl(1, "bad", "refused")
+    job = queue.submit(lines)
+    r.xadd(queue.keys.stream, {"job": job.id})  # delivered twice: each item's findings still count once
+    handler = StubHandler(r, delay_s=0.02, steps=1)
+    threads = [in_thread(worker(queue, handler).run, stop_when_empty=True) for _ in range(2)]
+    for t in threads:
+        t.join(20)
+    done = queue.get(job.id, "default")
+    assert (done.request_counts.completed, done.request_counts.failed) == (4, 1)
+    assert (done.review_counts.items, done.review_counts.findings) == (2, 4)
+    assert done.to_dict()["review_counts"] == {"items": 2, "findings": 4}
 
 
 def test_cancel_mid_job_stops_between_steps_and_keeps_finished_items(queue: JobQueue, r: redis.Redis) -> None:

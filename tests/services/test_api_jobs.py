@@ -56,6 +56,7 @@ def test_submit_jsonl_run_and_read_results(jobs_url: str, http: httpx.Client, r:
     done = http.get(f"{jobs_url}/v1/jobs/{job['id']}", headers=A).json()
     assert done["status"] == "completed" and done["progress"] == 1.0
     assert done["request_counts"] == {"total": 33, "completed": 33, "failed": 0}
+    assert done["review_counts"] == {"items": 0, "findings": 0}  # no item left findings for review
     res = http.get(f"{jobs_url}/v1/jobs/{job['id']}/results", headers=A)
     assert res.headers["content-type"].startswith("application/jsonl")
     lines = [json.loads(x) for x in res.text.splitlines()]

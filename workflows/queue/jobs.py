@@ -73,6 +73,14 @@ class RequestCounts:
 
 
 @dataclass
+class ReviewCounts:
+    """Items whose result holds findings left for a person (compliance rewrites not applied), and those findings."""
+
+    items: int = 0
+    findings: int = 0
+
+
+@dataclass
 class Job:
     """A job as its owner sees it; :meth:`to_dict` gives the OpenAI Batch object shape."""
 
@@ -95,6 +103,7 @@ class Job:
     current_item: str | None = None  # custom_id of the item being run, while in progress
     error: str | None = None  # why the job failed, when it did
     metadata: dict[str, str] = field(default_factory=dict)
+    review_counts: ReviewCounts = field(default_factory=ReviewCounts)
 
     @property
     def progress(self) -> float:
@@ -130,6 +139,7 @@ class Job:
             current_item=h.get("current_item") or None,
             error=h.get("error") or None,
             metadata=json.loads(h.get("metadata") or "{}"),
+            review_counts=ReviewCounts(int(h.get("review_items", 0)), int(h.get("review_findings", 0))),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +179,11 @@ def result_line(job_id: str, item: BatchItem, body: dict[str, Any]) -> str:
         "response": {"status_code": 200, "request_id": f"{job_id}_req_{item.index}", "body": body},
         "error": None,
     }, ensure_ascii=False, separators=(",", ":"))
+
+
+def findings_for_review(body: dict[str, Any]) -> int:
+    """How many findings an item's response body leaves for review (its ``needs_review`` list)."""
+    return len(body.get("needs_review") or ())
 
 
 def error_line(job_id: str, item: BatchItem, code: str, message: str) -> str:

@@ -55,7 +55,8 @@ return ARGV[1]
 """
 
 # Record one item's outcome exactly once. KEYS: results hash, errors hash, job hash.
-# ARGV: item index, "completed" or "failed", the output line, now.
+# ARGV: item index, "completed" or "failed", the output line, now, and the item's findings left
+# for review (compliance rewrites not applied; 0 for every other item), counted with the outcome.
 # Returns 1 if this call wrote it, 0 if the item already had an outcome.
 RECORD = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
@@ -67,6 +68,10 @@ else
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 end
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+if tonumber(ARGV[5] or '0') > 0 then
+  redis.call('HINCRBY', KEYS[3], 'review_items', 1)
+  redis.call('HINCRBY', KEYS[3], 'review_findings', ARGV[5])
+end
 redis.call('HSET', KEYS[3], 'updated_at', ARGV[4])
 return 1
 """

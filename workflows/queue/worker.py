@@ -49,7 +49,7 @@ from workflows.queue.handlers import (
     LeaseLost,
     WorkerStopping,
 )
-from workflows.queue.jobs import BatchItem, Job, JobStatus, error_line, result_line
+from workflows.queue.jobs import BatchItem, Job, JobStatus, error_line, findings_for_review, result_line
 from workflows.queue.keys import Keys
 from workflows.queue.webhook import post_webhook
 
@@ -346,8 +346,10 @@ class Worker:
             item = BatchItem.from_json(index, raw)
             marker = f"{index} {run}"  # a delivery that finds it after this one died charges this item
             self.r.hset(k.job(job.id), mapping={"current_item": item.custom_id, "running": marker})
+            review = 0
             try:
-                line, outcome = result_line(job.id, item, self.handler(item, lease.check)), "completed"
+                body = self.handler(item, lease.check)
+                line, outcome, review = result_line(job.id, item, body), "completed", findings_for_review(body)
             except ItemError as exc:
                 line, outcome = error_line(job.id, item, exc.code, str(exc)), "failed"
             except JobInterrupted:
@@ -367,7 +369,7 @@ class Worker:
                     raise _ItemFailed(runs, err) from exc
                 continue  # spent: in the errors file and the dead letters; the rest goes on
             self.queue.scripts.record(keys=[k.results(job.id), k.errors(job.id), k.job(job.id)],
-                                      args=[index, outcome, line, time.time()])
+                                      args=[index, outcome, line, time.time(), review])
         self.r.hdel(k.job(job.id), "current_item", "running")
 
     # -- charging failed runs to items ------------------------------------------------
