@@ -70,6 +70,10 @@ INFILL_MAX_TOKENS = 16  # OpenAI completions' default; a Mistral FIM request's n
 # than wrong ones (diffusion single-line: 0.02 takes exact match from 5.5% to 3.5% and empties 60.5% instead
 # of 39.5%; ar: exact 2.0% either way, empties 41% instead of 9.5%), so the default answers always
 INFILL_MIN_CONFIDENCE = 0.0
+# the candidate search's first stage answers when its best candidate passes the check at this confidence or
+# more; 0: whenever one passes. Measured on held-out holes (issue 14): a higher bar widens the search more often
+# (the latency of the full search) and bought no exact match or parse in any mode
+INFILL_ACCEPT_CONFIDENCE = 0.0
 
 ModeOption = Annotated[Mode, Field(description="ar: the drafter alone; diffusion: the refiner alone (span length "
                                                "searched); hybrid: the drafter drafts, its weak tokens are re-masked "
@@ -143,6 +147,11 @@ class InfillParams(Denoising):
     min_confidence: float = Field(INFILL_MIN_CONFIDENCE, ge=0.0, le=1.0, description=(
         "candidates: the confidence floor; below it the completion is empty (an editor prefers no suggestion to a "
         "wrong one); 0 always answers"))
+    accept_confidence: float = Field(INFILL_ACCEPT_CONFIDENCE, ge=0.0, le=1.0, description=(
+        "candidates: the search first tries the mode's own answer and the document's continuations, ranked by the "
+        "drafter alone, and answers with the best when it passes the syntax check with at least this confidence; "
+        "otherwise it widens to sampled drafts and the refiner's alternatives, ranked by both models (slower). 0: "
+        "widen only when none passes; 1: nearly always widen"))
     language: str | None = Field(None, max_length=32, description=(
         "candidates: the file's language for the syntax check (python or a tree-sitter language: "
         + ", ".join(TREE_SITTER_GRAMMARS) + "; another name skips the check); null: guessed from the file"))
