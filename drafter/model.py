@@ -25,7 +25,7 @@ from drafter.fim import FimOrder, FimPrompt, FimTokens, build_fim_prompt, fim_fo
 from drafter.network import Prompt
 from drafter.outputs import Draft, Score
 from drafter.params import GenerationParams
-from drafter.score import score_ids
+from drafter.score import score_continuations, score_ids, score_many
 from drafter.text import encode_text, leading_special_ids
 
 # config attributes that hold the longest sequence a model was built for, by model family
@@ -131,6 +131,12 @@ class Drafter:
             )
         logits = out.logits[:, -1:] if last_only else out.logits
         return logits.float(), (out.past_key_values if cache else None)
+
+    def repeat_cache(self, past: Any, n: int) -> Any:
+        """A cache of one row (what :meth:`forward` returned) repeated for ``n`` rows, so that
+        several continuations of one prompt share its forward pass."""
+        past.batch_repeat_interleave(n)  # transformers' Cache: in place
+        return past
 
     # --- prompts ----------------------------------------------------------------------------
 
@@ -247,8 +253,23 @@ class Drafter:
         a longer one overlapping windows of the context's length (:mod:`drafter.score`).
         """
         ids = self.encode(text) if isinstance(text, str) else [int(t) for t in text]
-        start = self.leading_ids or sorted(self.eos_ids)[:1]
-        return score_ids(self, ids, start)
+        return score_ids(self, ids, self._document_start())
+
+    def score_many(self, texts: Sequence[Prompt]) -> list[Score]:
+        """:meth:`score` of several texts, batched into shared forward passes (right-padded
+        rows: each text scores as it does alone). The search ranks its candidates this way."""
+        rows = [self.encode(t) if isinstance(t, str) else [int(i) for i in t] for t in texts]
+        return score_many(self, rows, self._document_start())
+
+    def score_continuations(self, prompt: Sequence[int], continuations: Sequence[Sequence[int]]) -> list[list[float]]:
+        """Log-prob of every token of each continuation (ids) right after the ids of
+        ``prompt``, as generation would have produced it: the prompt runs once, the
+        continuations in one batch after it (:func:`drafter.score.score_continuations`)."""
+        return score_continuations(self, prompt, continuations)
+
+    def _document_start(self) -> list[int]:
+        """What a scored text follows: the tokenizer's leading tokens (BOS), else EOS."""
+        return self.leading_ids or sorted(self.eos_ids)[:1]
 
 
 def context_length(config: Any) -> int | None:

@@ -50,3 +50,10 @@ class CausalLM(Protocol):
     def prompt_ids(self, prompt: Prompt) -> list[int]: ...
 
     def check_length(self, n_tokens: int, what: str = "prompt") -> None: ...
+
+
+class ContinuationLM(CausalLM, Protocol):
+    """A :class:`CausalLM` whose cache can be shared by several rows (scoring continuations of
+    one prompt)."""
+
+    def repeat_cache(self, past: Any, n: int) -> Any: ...

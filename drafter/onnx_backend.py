@@ -243,6 +243,13 @@ class OnnxForward:
         return logits, _Prefix(input_ids, position_ids)
 
 
+def repeat_cache(past: Any, n: int) -> Any:
+    """Either variant's cache of one row repeated for ``n`` rows."""
+    if isinstance(past, _Prefix):
+        return _Prefix(past.input_ids.repeat_interleave(n, 0), past.position_ids.repeat_interleave(n, 0))
+    return [t.repeat_interleave(n, 0) for t in past]
+
+
 class OnnxDrafter(Drafter):
     """A :class:`Drafter` whose network runs in ONNX Runtime; everything else is shared.
 
@@ -279,6 +286,9 @@ class OnnxDrafter(Drafter):
         return self.network(
             input_ids, attention_mask, position_ids, past, last_only=last_only, cache=cache
         )
+
+    def repeat_cache(self, past: Any, n: int) -> Any:
+        return repeat_cache(past, n)
 
 
 def load_drafter(

@@ -13,17 +13,19 @@ least that much text (half the context), the strided evaluation used for perplex
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import torch
 
-from drafter.network import CausalLM
+from drafter.network import CausalLM, ContinuationLM
 from drafter.outputs import Score
 from drafter.sampling import log_probs_and_entropy
 from drafter.text import IncrementalDecoder
 
 # float32 logits held at once while scoring windows: (rows, context, vocab) stays under 256 MB
 _MAX_LOGITS = 1 << 26
+
+T = TypeVar("T")
 
 
 class Window(NamedTuple):
@@ -68,56 +70,61 @@ def score_ids(drafter: CausalLM, ids: Sequence[int], start: Sequence[int] = ()) 
     the first token has no prediction and gets ``nan``. A text longer than the drafter's
     context is scored in overlapping windows (see the module docstring).
     """
-    ids = [int(t) for t in ids]
+    return score_many(drafter, [ids], start)[0]
+
+
+def score_many(drafter: CausalLM, texts: Sequence[Sequence[int]], start: Sequence[int] = ()) -> list[Score]:
+    """:func:`score_ids` of several texts, their windows batched into shared forward passes.
+
+    Rows are right-padded: a causal row never attends to the padding after it, and positions
+    count from each row's own start, so every text scores as it does alone (up to float
+    rounding of a wider batch).
+    """
     start = [int(t) for t in start]
+    fulls = [start + [int(t) for t in ids] for ids in texts]
+    first = max(len(start) - 1, 0)  # logits at position j predict token j + 1
+    pieces = [(row, w) for row, full in enumerate(fulls)
+              for w in plan_windows(len(full), first, drafter.context_length)]
+    picked: list[list[float]] = [[] for _ in texts]
+    entropies: list[list[float]] = [[] for _ in texts]
+    for batch in _batches(pieces, _rows_per_pass(drafter, [w for _, w in pieces])):
+        for (row, _), (p, e) in zip(batch, _score_windows(drafter, [(fulls[row], w) for row, w in batch])):
+            picked[row] += p  # a row's windows come in text order
+            entropies[row] += e
+    return [_score(drafter, full[len(start):], start, p, e) for full, p, e in zip(fulls, picked, entropies)]
+
+
+def _score(drafter: CausalLM, ids: list[int], start: list[int], picked: list[float], entropies: list[float]) -> Score:
+    """A text's score from the log-probs of its predicted tokens."""
     if not ids:
         return Score(text="", token_ids=[], logprobs=[], entropies=[], offsets=[])
-    full = start + ids
-    # logits at position j predict token j + 1: keep the N (or N - 1) that predict our tokens
-    first = max(len(start) - 1, 0)
-    windows = plan_windows(len(full), first, drafter.context_length)
-    picked: list[float] = []
-    entropies: list[float] = []
-    for batch in _batches(windows, _rows_per_pass(drafter, windows)):
-        p, e = _score_windows(drafter, full, batch)
-        picked += p
-        entropies += e
-    missing = len(ids) - len(picked)  # 1 when there is no start token, else 0
-    nan = [float("nan")] * missing
+    nan = [float("nan")] * (len(ids) - len(picked))  # 1 when there is no start token, else 0
     text, offsets = _decoded_text(drafter, ids, start)
-    return Score(
-        text=text,
-        token_ids=ids,
-        logprobs=nan + picked,
-        entropies=nan + entropies,
-        offsets=offsets,
-    )
+    return Score(text=text, token_ids=ids, logprobs=nan + picked, entropies=nan + entropies, offsets=offsets)
 
 
 def _score_windows(
-    drafter: CausalLM, full: list[int], windows: list[Window]
-) -> tuple[list[float], list[float]]:
-    """Log-prob of each kept prediction's target and its entropy, windows in text order."""
+    drafter: CausalLM, pieces: list[tuple[list[int], Window]]
+) -> list[tuple[list[float], list[float]]]:
+    """Log-prob of each kept prediction's target and its entropy, per ``(text, window)``."""
     device = drafter.device
-    width = max(w.end - w.start for w in windows)
-    input_ids = torch.full((len(windows), width), drafter.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(windows), width), dtype=torch.long)
-    for row, w in enumerate(windows):
+    width = max(w.end - w.start for _, w in pieces)
+    input_ids = torch.full((len(pieces), width), drafter.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(pieces), width), dtype=torch.long)
+    for row, (full, w) in enumerate(pieces):
         input_ids[row, : w.end - w.start] = torch.tensor(full[w.start : w.end])
         mask[row, : w.end - w.start] = 1  # right padding: causal rows never see it
-    positions = torch.arange(width)[None].expand(len(windows), width)  # (n, W)
+    positions = torch.arange(width)[None].expand(len(pieces), width)  # (n, W)
     logits, _ = drafter.forward(
         input_ids.to(device), mask.to(device), positions.to(device), None, cache=False
     )  # (n, W, V)
-    picked: list[float] = []
-    entropies: list[float] = []
-    for row, w in enumerate(windows):
+    out: list[tuple[list[float], list[float]]] = []
+    for row, (full, w) in enumerate(pieces):
         kept = logits[row, w.first - w.start : w.end - 1 - w.start]  # (M, V)
         logp, entropy = log_probs_and_entropy(kept)  # (M, V), (M,)
         targets = torch.tensor(full[w.first + 1 : w.end], device=logp.device)  # (M,)
-        picked += logp.gather(-1, targets[:, None]).squeeze(-1).tolist()
-        entropies += entropy.tolist()
-    return picked, entropies
+        out.append((logp.gather(-1, targets[:, None]).squeeze(-1).tolist(), entropy.tolist()))
+    return out
 
 
 def _rows_per_pass(drafter: CausalLM, windows: list[Window]) -> int:
@@ -132,8 +139,8 @@ def _rows_per_pass(drafter: CausalLM, windows: list[Window]) -> int:
     return max(1, _MAX_LOGITS // (width * vocab))
 
 
-def _batches(windows: list[Window], size: int) -> list[list[Window]]:
-    return [windows[i : i + size] for i in range(0, len(windows), size)]
+def _batches(items: list[T], size: int) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _decoded_text(
@@ -150,3 +157,41 @@ def _decoded_text(
         offsets.append((pos, pos + len(piece)))
         pos += len(piece)
     return "".join(pieces), offsets
+
+
+def score_continuations(
+    drafter: ContinuationLM, prompt: Sequence[int], continuations: Sequence[Sequence[int]]
+) -> list[list[float]]:
+    """Log-prob of every token of each continuation after ``prompt``, the prompt run once.
+
+    The prompt's cache is repeated for one batch of the continuations (right-padded, so a
+    row never attends to the padding after it): a search's candidates all follow the same
+    FIM prompt, which costs its tokens once instead of once per candidate. Where a prompt and
+    its longest continuation pass the context, each row is scored whole in windows
+    (:func:`score_many`) instead.
+    """
+    prompt = [int(t) for t in prompt]
+    rows = [[int(t) for t in c] for c in continuations]
+    width = max((len(r) for r in rows), default=0)
+    if not prompt or width == 0 or (drafter.context_length is not None
+                                    and len(prompt) + width > drafter.context_length):
+        scores = score_many(drafter, [prompt[1:] + r for r in rows], prompt[:1])
+        return [s.logprobs[len(s.logprobs) - len(r):] if r else [] for s, r in zip(scores, rows)]
+    device = drafter.device
+    ids = torch.tensor([prompt], device=device)  # (1, P)
+    last, past = drafter.forward(
+        ids, torch.ones_like(ids), torch.arange(len(prompt), device=device)[None], None, last_only=True
+    )  # (1, 1, V): predicts every continuation's first token
+    batch = torch.full((len(rows), width), drafter.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), len(prompt) + width), dtype=torch.long)
+    mask[:, : len(prompt)] = 1
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = torch.tensor(row)
+        mask[i, len(prompt) : len(prompt) + len(row)] = 1
+    positions = torch.arange(len(prompt), len(prompt) + width)[None].expand(len(rows), width)  # (B, W)
+    logits, _ = drafter.forward(
+        batch.to(device), mask.to(device), positions.to(device), drafter.repeat_cache(past, len(rows)), cache=False
+    )  # (B, W, V): position j predicts token j + 1
+    logp = torch.log_softmax(torch.cat([last.expand(len(rows), 1, -1), logits[:, :-1]], dim=1), dim=-1)  # (B, W, V)
+    picked = logp.gather(-1, batch.to(logp.device)[:, :, None]).squeeze(-1)  # (B, W)
+    return [picked[i, : len(row)].tolist() for i, row in enumerate(rows)]
