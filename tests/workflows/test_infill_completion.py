@@ -4,15 +4,20 @@ joint ranking, and the search behind infill (tiny models; the ranking also on th
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from workflows.audit import AuditRecord
 from workflows.completion.check import confirmed, judge
 from workflows.completion.lookup import lookup_continuations
 from workflows.completion.rank import confidence, drafter_scores, joint_scores, refiner_scores
 from workflows.completion.scope import cut, scope_at
+from workflows.completion.search import search
+from workflows.completion.sides import LocalDrafter, LocalRefiner, run_now
 from workflows.infill import draft_prompt, infill
 from workflows.options import InfillParams
 
@@ -161,3 +166,71 @@ def test_a_guessed_language_no_candidate_bears_out_skips_the_check(tiny_drafter,
     res = infill(ruby, "\n  end\nend\n", InfillParams(mode="ar", max_tokens=6, min_confidence=0.0),
                  tiny_refiner, tiny_drafter)
     assert res.syntax_check == "skipped"
+
+
+# --- the cascade: the first stage answers when a candidate passes; otherwise the search widens ---
+
+LOOKUP_PREFIX = "def add(a, b):\n    total = a + b\n    return total\n\n\ndef twice(a, b):\n    total = a"
+LOOKUP_SUFFIX = "\n    return total\n"
+
+
+class Spy:
+    """A search side that records the calls the search makes, answered by the real local side."""
+
+    def __init__(self, side: Any) -> None:
+        self.side, self.calls = side, []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.side, name)
+
+        async def call(*args: Any) -> Any:
+            self.calls.append(name)
+            return await method(*args)
+        return call
+
+
+def searched(params: InfillParams, refiner: Any, drafter: Any) -> tuple[Any, list[str], list[str]]:
+    d, r = Spy(LocalDrafter(drafter)), Spy(LocalRefiner(refiner))
+    audit = AuditRecord.start("infill", params, refiner, drafter)
+    res = run_now(search(LOOKUP_PREFIX, LOOKUP_SUFFIX, params, r, d, audit))
+    return res, d.calls, r.calls
+
+
+@pytest.mark.parametrize("mode", ["ar", "hybrid"])
+def test_a_passing_first_stage_answers_without_widening(mode, tiny_drafter, tiny_refiner) -> None:
+    """The document's continuation " + b" passes the check, so the first stage answers: one
+    draft, no sampled drafts, no alternatives, no refiner scoring."""
+    res, d_calls, r_calls = searched(InfillParams(mode=mode, max_tokens=6, seed=0), tiny_refiner, tiny_drafter)
+    assert res.text and res.syntax_check == "checked" and 0 <= res.confidence <= 1
+    assert d_calls.count("drafts") == 1
+    assert "alternatives" not in r_calls and "scores" not in r_calls
+    assert r_calls == (["refined"] if mode == "hybrid" else [])
+    ast.parse(LOOKUP_PREFIX + res.text + LOOKUP_SUFFIX)
+    alone = infill(LOOKUP_PREFIX, LOOKUP_SUFFIX, InfillParams(mode=mode, max_tokens=6, seed=0), tiny_refiner,
+                   tiny_drafter)
+    assert (alone.text, alone.confidence) == (res.text, res.confidence)  # infill runs this same search
+
+
+@pytest.mark.parametrize("mode", ["ar", "hybrid"])
+def test_below_the_acceptance_bar_the_search_widens(mode, tiny_drafter, tiny_refiner) -> None:
+    params = InfillParams(mode=mode, max_tokens=6, seed=0, accept_confidence=1.0)
+    res, d_calls, r_calls = searched(params, tiny_refiner, tiny_drafter)
+    assert d_calls.count("drafts") == 2  # the greedy draft, then the sampled ones in one batch
+    assert "scores" in r_calls  # every candidate ranked by both models
+    assert ("alternatives" in r_calls) == (mode == "hybrid")
+    assert res.text and res.candidates >= 1
+    ast.parse(LOOKUP_PREFIX + res.text + LOOKUP_SUFFIX)
+
+
+def test_the_acceptance_bar_is_bounded() -> None:
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValidationError, match="accept_confidence"):
+            InfillParams(accept_confidence=bad)
+
+
+def test_run_now_refuses_a_search_that_waits() -> None:
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="event loop"):
+        run_now(waits())

@@ -19,10 +19,12 @@ from drafter.fim import FimPrompt
 from drafter.model import Drafter
 from refiner.scoring import ScoreRow
 from refiner.text import TextRefiner
+from workflows.infill import draft_prompt
+from workflows.options import InfillParams
 
 PLL_STRIDE = 4  # passes per candidate: each masks every 4th token, so each token sees most of its neighbours
 REFINER_CONTEXT = 64  # refiner tokens on each side of the candidate: the near context decides most tokens
-DRAFTER_CONTEXT = 192  # drafter tokens of prefix + suffix in the scoring prompt: one pass per candidate, kept short
+DRAFTER_CONTEXT = 192  # drafter tokens of prefix + suffix in the scoring prompt: one row per candidate, kept short
 
 
 def refiner_scores(refiner: TextRefiner, prefix: str, suffix: str, candidates: Sequence[str]) -> list[float]:
@@ -55,17 +57,22 @@ def side_context(max_length: int | None, n: int) -> int:
     return REFINER_CONTEXT if max_length is None else max(0, min(REFINER_CONTEXT, (max_length - n) // 2))
 
 
+def middle_scores(drafter: Drafter, prefix: str, suffix: str, params: InfillParams,
+                  candidates: Sequence[str]) -> list[float]:
+    """:func:`drafter_scores` of candidates for the hole between ``prefix`` and ``suffix``, after
+    a FIM prompt of the ``DRAFTER_CONTEXT`` tokens nearest the hole."""
+    near = params.model_copy(update={"context_tokens": DRAFTER_CONTEXT})
+    return drafter_scores(drafter, draft_prompt(prefix, suffix, near, drafter).prompt, candidates)
+
+
 def drafter_scores(drafter: Drafter, prompt: FimPrompt, candidates: Sequence[str]) -> list[float]:
     """Mean log-probability per token of each candidate and the end-of-middle token after it,
-    given the hole's FIM prompt (``drafter.score`` of the prompt and the candidate)."""
+    given the hole's FIM prompt as generation sees it; the prompt runs once and the
+    candidates in one batch after it."""
     end = _end_of_middle(drafter, prompt)
-    ids = prompt.ids
-    if drafter.leading_ids and ids[: len(drafter.leading_ids)] == drafter.leading_ids:
-        ids = ids[len(drafter.leading_ids):]  # the scorer puts the document start before the ids itself
+    rows = [[*(drafter.encode(text) if text else []), end] for text in candidates]
     out: list[float] = []
-    for text in candidates:
-        mid = drafter.encode(text) if text else []
-        logprobs = drafter.score([*ids, *mid, end]).logprobs[-(len(mid) + 1):]
+    for logprobs in drafter.score_continuations(prompt.ids, rows):
         finite = [lp for lp in logprobs if math.isfinite(lp)]
         out.append(sum(finite) / len(finite) if finite else -math.inf)
     return out
