@@ -28,14 +28,14 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from refiner.lexicon import Lexicon, case_like, english
 from refiner.scoring import ScoreRow
 from refiner.text import TextRefiner
 from workflows.edits import Edit, apply_edits, compute_edits, nearest_mark, relabel, trim
+from workflows.fluency import DrafterFluency, RefinerFluency
 
 # space-free chunks; an editable one is a plain word, maybe with punctuation around
 _CHUNK = re.compile(r"\S+")
@@ -113,41 +113,11 @@ class _Candidate:
 
 @dataclass
 class _Judge:
-    """Sentence scores under both models, each text scored once."""
+    """Both models' readers of one proofreading run (each text read once, see :mod:`workflows.fluency`)."""
 
-    refiner: TextRefiner
-    drafter: SentenceScorer | None
+    refiner: RefinerFluency
+    drafter: DrafterFluency | None
     cfg: ProofreadConfig
-    drafter_cache: dict[str, float] = field(default_factory=dict)
-    refiner_cache: dict[str, float] = field(default_factory=dict)
-
-    def drafter_means(self, texts: Sequence[str]) -> list[float]:
-        assert self.drafter is not None
-        for t in dict.fromkeys(texts):
-            if t not in self.drafter_cache:
-                lp = [x for x in self.drafter.score(t).logprobs if math.isfinite(x)]
-                self.drafter_cache[t] = sum(lp) / max(1, len(lp))
-        return [self.drafter_cache[t] for t in texts]
-
-    def refiner_means(self, texts: Sequence[str]) -> list[float]:
-        """Pseudo-log-likelihood per token: ``stride`` rows per text, row j masking tokens i % stride == j."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self.refiner_cache]
-        rows: list[ScoreRow] = []
-        owner: list[int] = []
-        sizes: list[int] = []
-        for k, t in enumerate(todo):
-            ids, _ = self.refiner.encode(t)
-            sizes.append(len(ids))
-            for phase in range(min(self.cfg.stride, len(ids))):
-                picked = list(range(phase, len(ids), self.cfg.stride))
-                rows.append(ScoreRow(ids, picked, picked))
-                owner.append(k)
-        sums = [0.0] * len(todo)
-        for k, logp in zip(owner, self.refiner.score(rows, self.cfg.batch_rows)):
-            sums[k] += logp
-        for t, total, n in zip(todo, sums, sizes):
-            self.refiner_cache[t] = total / max(1, n)
-        return [self.refiner_cache[t] for t in texts]
 
 
 def looks_like_code(text: str) -> bool:
@@ -280,17 +250,17 @@ def _judge(text: str, cands: list[_Candidate], judge: _Judge) -> list[_Candidate
 
     cfg = judge.cfg
     if judge.drafter is not None and cands:
-        before = judge.drafter_means([text[c.unit[0] : c.unit[1]] for c in cands])
-        now = judge.drafter_means([after(c) for c in cands])
+        before = judge.drafter([text[c.unit[0] : c.unit[1]] for c in cands])
+        now = judge.drafter([after(c) for c in cands])
         for c, b, a in zip(cands, before, now):
-            c.drafter_gain = a - b
+            c.drafter_gain = a.mean - b.mean
         cands = [c for c in cands if c.drafter_gain > cfg.drafter_margin]
     if not cands:
         return []
-    before = judge.refiner_means([text[c.unit[0] : c.unit[1]] for c in cands])
-    now = judge.refiner_means([after(c) for c in cands])
+    before = judge.refiner([text[c.unit[0] : c.unit[1]] for c in cands])
+    now = judge.refiner([after(c) for c in cands])
     for c, b, a in zip(cands, before, now):
-        c.refiner_gain = a - b
+        c.refiner_gain = a.mean - b.mean
         if judge.drafter is None:
             c.drafter_gain = c.refiner_gain  # one model's say is all there is
     return [c for c in cands if c.refiner_gain > cfg.refiner_margin]
@@ -368,7 +338,8 @@ def proofread(text: str, refiner: TextRefiner, drafter: SentenceScorer | None, c
     if not kinds or not text.strip():
         return text, []
     lexicon = lexicon or (english() if spelling else None)
-    judge = _Judge(refiner, drafter, cfg)
+    judge = _Judge(RefinerFluency(refiner, cfg.stride, cfg.batch_rows),
+                   DrafterFluency(drafter) if drafter is not None else None, cfg)
     current, marks = text, []  # marks: each applied fix as an edit into ``text``, for the reasons
     dirty = [(0, len(text))]
     for _ in range(cfg.rounds):
