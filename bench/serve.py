@@ -195,6 +195,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "errors": c1["errors"] + cn["errors"],
         "requests": {"c1": c1["requests"], f"c{args.concurrency}": cn["requests"]},
         "startup_s": round(startup_s, 1) if startup_s is not None else None,
-        "cpu": {"cores": os.cpu_count()},
+        "cpu": {"cores": os.cpu_count(), "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()]},
         **({"raw_vs_candidates": paired} if paired is not None else {}),
     }

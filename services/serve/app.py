@@ -2,9 +2,10 @@
 
 Graph::
 
-    HTTP -> Ingress (FastAPI: services.api.build_app over a ServeEngine)
+    HTTP -> Ingress (FastAPI: services.api.build_app over a ServeEngine; runs completion searches)
               |-> Drafter   batched FIM drafts (@serve.batch), scores, AR streams
-              |-> Refiner   batched hybrid refinement (@serve.batch), diffusion, revise, repair, rules
+              |-> Refiner   batched hybrid refinement (@serve.batch), fills, alternatives and scores
+                            for searches, diffusion, revise, repair, rules
             JobWorker       works off the Redis job queue (as `remask worker` does)
 
 The deployments are thin: each holds a Ray-free replica object from
@@ -159,6 +160,9 @@ class Drafter(_ModelDeployment):
     async def score(self, texts: list[str]) -> list[Any]:
         return await self.replica.score(texts)
 
+    async def middle_scores(self, prefix: str, suffix: str, params: Any, texts: list[str]) -> list[float]:
+        return await self.replica.middle_scores(prefix, suffix, params, texts)
+
 
 @serve.deployment(name="Refiner", **MODEL_DEPLOYMENT)
 class Refiner(_ModelDeployment):
@@ -185,6 +189,15 @@ class Refiner(_ModelDeployment):
 
     async def infill(self, prefix: str, suffix: str, params: Any) -> Any:
         return await self.replica.infill(prefix, suffix, params)
+
+    async def fills(self, prefix: str, suffix: str, params: Any) -> Any:
+        return await self.replica.fills(prefix, suffix, params)
+
+    async def alternatives(self, prefix: str, suffix: str, draft: Any, params: Any) -> Any:
+        return await self.replica.alternatives(prefix, suffix, draft, params)
+
+    async def scores(self, prefix: str, suffix: str, texts: list[str]) -> Any:
+        return await self.replica.scores(prefix, suffix, texts)
 
     async def revise(self, text: str, params: Any, scorer: Any = None) -> Any:
         return await self.replica.revise(text, params, scorer)

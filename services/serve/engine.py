@@ -3,9 +3,13 @@
 The HTTP app (:func:`services.api.build_app`) calls this exactly as it calls the in-process
 engine. Where the work goes:
 
-- ``ar`` infill: the drafter deployment's batched :meth:`draft`;
-- ``hybrid`` infill: a batched draft, then the refiner deployment's batched :meth:`refine`,
-  so concurrent editor requests share forward passes on both models;
+- ``ar`` and ``hybrid`` infill with candidates (the default): the completion search
+  (:func:`workflows.completion.search.search`) runs here, its calls sent to the drafter
+  deployment (drafts, scores of candidates) and the refiner deployment (refinements,
+  alternatives, scores), so each replica holds one model and the search still sees both;
+- ``ar`` infill without candidates: the drafter deployment's batched :meth:`draft`;
+- ``hybrid`` without candidates: a batched draft, then the refiner deployment's batched
+  :meth:`refine`, so concurrent editor requests share forward passes on both models;
 - ``diffusion`` infill, revise, repair, compliance: the refiner deployment; where a revision
   scores the text with the drafter, the drafter deployment scores it first and the refiner
   receives the scores (:class:`~services.serve.replicas.Prescored`).
@@ -19,14 +23,18 @@ stand-in handles.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
+from drafter.outputs import Draft
 from services.serve.replicas import Prescored
 from workflows.audit import AuditRecord, ModelInfo
+from workflows.completion.search import search
+from workflows.completion.sides import DraftedHole, Hole
 from workflows.compliance import ComplianceParams, ComplianceResult
-from workflows.engine import EngineEvent, EngineUnavailable, Finished, Outcome
+from workflows.engine import EngineEvent, EngineUnavailable, Finished, Outcome, Snapshot, TokenDelta
 from workflows.infill import InfillParams, InfillResult, ar_result, check_context
 from workflows.repair import RepairParams, RepairResult
 from workflows.revise import ReviseParams, ReviseResult
@@ -51,14 +59,58 @@ def unwrap(exc: BaseException, retry_after_s: float) -> BaseException:
     return exc
 
 
-def served_infill(params: InfillParams) -> InfillParams:
-    """The options an infill runs with on Serve. The candidate search needs the drafter and the
-    refiner in one process; the deployments hold one each, so ar and hybrid answer with the
-    models' raw draft here (the response then carries no ``syntax_check``) and diffusion,
-    which runs whole on the refiner replica, keeps the search."""
-    if params.mode == "diffusion" or not params.candidates:
-        return params
-    return params.model_copy(update={"candidates": False})
+class DrafterHandles:
+    """The drafter deployment as a completion search's drafter side
+    (:class:`~workflows.completion.sides.DrafterSide`): drafts go through its batched
+    :meth:`draft`, one call per row, so rows of concurrent searches share a batch."""
+
+    def __init__(self, engine: ServeEngine, handle: Any) -> None:
+        self.engine, self.handle = engine, handle
+        self.prompt_tokens: int | None = None  # the hole's prompt tokens, from the first draft
+
+    async def drafts(self, holes: list[Hole]) -> list[Draft]:
+        done = await asyncio.gather(*(self.engine._call(self.handle.draft.remote(h)) for h in holes))
+        if done and self.prompt_tokens is None:
+            self.prompt_tokens = done[0].prompt_tokens
+        return [o.result for o in done]
+
+    async def middle_scores(self, prefix: str, suffix: str, params: InfillParams, texts: list[str]) -> list[float]:
+        scores: list[float] = await self.engine._call(self.handle.middle_scores.remote(prefix, suffix, params, texts))
+        return scores
+
+
+class RefinerHandles:
+    """The refiner deployment as a completion search's refiner side
+    (:class:`~workflows.completion.sides.RefinerSide`)."""
+
+    def __init__(self, engine: ServeEngine, handle: Any) -> None:
+        self.engine, self.handle = engine, handle
+
+    async def refined(self, items: list[DraftedHole]) -> list[InfillResult]:
+        done = await asyncio.gather(*(self.engine._call(self.handle.refine.remote(item)) for item in items))
+        return [o.result for o in done]
+
+    async def fills(self, prefix: str, suffix: str, params: InfillParams) -> list[InfillResult]:
+        out: list[InfillResult] = await self.engine._call(self.handle.fills.remote(prefix, suffix, params))
+        return out
+
+    async def alternatives(self, prefix: str, suffix: str, draft: Draft, params: InfillParams) -> list[InfillResult]:
+        call = self.handle.alternatives.remote(prefix, suffix, draft, params)
+        out: list[InfillResult] = await self.engine._call(call)
+        return out
+
+    async def scores(self, prefix: str, suffix: str, texts: list[str]) -> list[float]:
+        out: list[float] = await self.engine._call(self.handle.scores.remote(prefix, suffix, texts))
+        return out
+
+
+def _answer_events(res: InfillResult) -> list[EngineEvent]:
+    """A searched completion as a stream shows it: one ranked answer, so it comes whole. In ar
+    it comes as token deltas (the HTTP stream carries an ar completion's text in its deltas),
+    otherwise as the span's final snapshot (the last event carries the text)."""
+    if res.mode == "ar":
+        return [TokenDelta(t.text, t.confidence) for t in res.tokens if t.text]
+    return [Snapshot(res.text)]
 
 
 class ServeEngine:
@@ -101,15 +153,11 @@ class ServeEngine:
             self._models[name] = await self._call(handle.info.remote())
         return self._models[name]
 
-    async def _drafted(self, prefix: str, suffix: str, params: InfillParams) -> tuple[AuditRecord, Outcome[Any]]:
-        """The drafter deployment's batched draft of one hole, and the infill's audit record with
-        the draft timed in it (the replicas name their models once)."""
+    async def _audit(self, params: InfillParams) -> AuditRecord:
+        """An infill's audit record, naming both models (the replicas name theirs once)."""
         drafter = self._need_drafter(params.mode)
         models = [await self._info("refiner", self.refiner), await self._info("drafter", drafter)]
-        audit = AuditRecord("infill", models, params.model_dump(), params.seed)
-        with audit.timed("draft"):
-            drafted = await self._call(drafter.draft.remote((prefix, suffix, params)))
-        return audit, drafted
+        return AuditRecord("infill", models, params.model_dump(), params.seed)
 
     def _need_drafter(self, mode: str) -> Any:
         if self.drafter is None:
@@ -120,29 +168,53 @@ class ServeEngine:
 
     async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
         check_context(prefix, suffix)
-        params = served_infill(params)
         if params.mode == "diffusion":
             return await self._call(self.refiner.infill.remote(prefix, suffix, params))
         t0 = time.perf_counter()
-        audit, drafted = await self._drafted(prefix, suffix, params)
+        if params.candidates:
+            out = await self._search(prefix, suffix, params)
+        else:
+            out = await self._raw(prefix, suffix, params)
+        out.run_ms = 1000 * (time.perf_counter() - t0)
+        return out
+
+    async def _raw(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
+        """The models' single answer: a batched draft, in hybrid refined by a batched refine."""
+        audit = await self._audit(params)
+        with audit.timed("draft"):
+            drafted = await self._call(self._need_drafter(params.mode).draft.remote((prefix, suffix, params)))
         if params.mode == "ar":
             out = Outcome(ar_result(len(prefix), drafted.result), drafted.prompt_tokens, drafted.completion_tokens)
         else:
             with audit.timed("refine"):
                 out = await self._call(self.refiner.refine.remote((prefix, suffix, drafted.result, params)))
         out.result.audit = audit
-        out.run_ms = 1000 * (time.perf_counter() - t0)
         return out
+
+    async def _search(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
+        """The completion search run here, its model calls sent to the deployments."""
+        drafter = DrafterHandles(self, self._need_drafter(params.mode))
+        audit = await self._audit(params)
+        res = await search(prefix, suffix, params, RefinerHandles(self, self.refiner), drafter, audit)
+        res.audit = audit
+        return Outcome(res, drafter.prompt_tokens or 0, len(res.tokens))
 
     async def stream_infill(self, prefix: str, suffix: str, params: InfillParams) -> AsyncIterator[EngineEvent]:
         check_context(prefix, suffix)
-        params = served_infill(params)
+        if params.mode != "diffusion" and params.candidates:
+            out = await self._search(prefix, suffix, params)
+            for ev in _answer_events(out.result):
+                yield ev
+            yield Finished(out)
+            return
         if params.mode != "hybrid":  # one deployment streams it whole
             handle = self.refiner if params.mode == "diffusion" else self._need_drafter(params.mode)
             async for ev in self._stream(handle.options(stream=True).stream_infill, prefix, suffix, params):
                 yield ev
             return
-        audit, drafted = await self._drafted(prefix, suffix, params)
+        audit = await self._audit(params)
+        with audit.timed("draft"):
+            drafted = await self._call(self._need_drafter(params.mode).draft.remote((prefix, suffix, params)))
         with audit.timed("refine"):
             async for ev in self._stream(self.refiner.options(stream=True).stream_refine,
                                          prefix, suffix, drafted.result, params):

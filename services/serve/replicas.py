@@ -1,9 +1,11 @@
 """What each Serve replica does, without Ray: the deployments in :mod:`services.serve.app`
 are thin wrappers around these classes, so their logic is tested in plain pytest.
 
-- :class:`DrafterReplica`: batched FIM drafts, scores of existing text, AR streams.
-- :class:`RefinerReplica`: batched hybrid refinement of drafts; diffusion infill, revision,
-  repair and compliance rules, streamed or not.
+- :class:`DrafterReplica`: batched FIM drafts, scores of existing text and of a completion
+  search's candidates, AR streams.
+- :class:`RefinerReplica`: batched hybrid refinement of drafts; fills, alternatives and scores
+  for a completion search; diffusion infill, revision, repair and compliance rules, streamed
+  or not.
 - :class:`JobWorkerReplica`: a queue worker on a thread of its own.
 
 Each model replica runs its model through a :class:`~services.api.engine.LocalEngine`: one
@@ -20,6 +22,8 @@ from typing import Any
 
 from services.api.engine import LocalEngine
 from workflows.audit import ModelInfo
+from workflows.completion.candidates import alternatives, diffusion_fills
+from workflows.completion.rank import middle_scores, refiner_scores
 from workflows.compliance import ComplianceParams, ComplianceResult
 from workflows.engine import DRAFTER, REFINER, EngineEvent, Outcome, Snapshot
 from workflows.infill import InfillParams, InfillResult, draft_many, refine_draft, refine_drafts
@@ -98,6 +102,10 @@ class DrafterReplica(_ModelReplica):
     async def score(self, texts: list[str]) -> list[Any]:
         return await self.engine.submit((DRAFTER,), lambda: [self.model.score(t) for t in texts])
 
+    async def middle_scores(self, prefix: str, suffix: str, params: InfillParams, texts: list[str]) -> list[float]:
+        """The drafter's scores of a completion search's candidates (one shared prompt)."""
+        return await self.engine.submit((DRAFTER,), lambda: middle_scores(self.model, prefix, suffix, params, texts))
+
 
 class RefinerReplica(_ModelReplica):
     """The refiner's side of the service."""
@@ -121,6 +129,17 @@ class RefinerReplica(_ModelReplica):
     async def infill(self, prefix: str, suffix: str, params: InfillParams) -> Outcome[InfillResult]:
         """Mode ``diffusion``."""
         return await self.engine.infill(prefix, suffix, params)
+
+    # --- the refiner's side of a completion search the ingress runs (workflows.completion.sides) ---
+
+    async def fills(self, prefix: str, suffix: str, params: InfillParams) -> list[InfillResult]:
+        return await self.engine.submit((REFINER,), lambda: diffusion_fills(prefix, suffix, params, self.model))
+
+    async def alternatives(self, prefix: str, suffix: str, draft: Any, params: InfillParams) -> list[InfillResult]:
+        return await self.engine.submit((REFINER,), lambda: alternatives(prefix, suffix, draft, params, self.model))
+
+    async def scores(self, prefix: str, suffix: str, texts: list[str]) -> list[float]:
+        return await self.engine.submit((REFINER,), lambda: refiner_scores(self.model, prefix, suffix, texts))
 
     async def revise(self, text: str, params: ReviseParams, scorer: Prescored | None = None) -> Outcome[ReviseResult]:
         return await self.engine.revise(text, params, scorer)

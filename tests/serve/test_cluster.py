@@ -48,6 +48,21 @@ def test_serve_on_ray_answers_fim_revise_and_batch_jobs_then_stops(tmp_path: Pat
         pieces = [c.choices[0].text for c in client.completions.create(
             model="remask", prompt="x = [1, 2, ", suffix="]\n", max_tokens=6, stream=True, extra_body={"mode": "ar"})]
         assert pieces
+        # the candidate search runs on Serve in ar and hybrid too: the ingress calls both deployments
+        for mode in ("ar", "hybrid"):
+            found = client.completions.create(model="remask", prompt="def add(a, b):\n    return ",
+                                              suffix="\n\nprint(add(1, 2))\n", max_tokens=8, temperature=0,
+                                              extra_body={"mode": mode, "seed": 0})
+            ext = found.model_extra["remask"]
+            assert ext["syntax_check"] == "checked" and 0.0 <= ext["confidence"] <= 1.0, (mode, ext)
+            assert ext["audit"]["parameters"]["candidates"] is True
+        streamed = "".join(c.choices[0].text for c in client.completions.create(
+            model="remask", prompt="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))\n", max_tokens=8,
+            temperature=0, stream=True, extra_body={"mode": "ar", "seed": 0}))
+        plain = client.completions.create(model="remask", prompt="def add(a, b):\n    return ",
+                                          suffix="\n\nprint(add(1, 2))\n", max_tokens=8, temperature=0,
+                                          extra_body={"mode": "ar", "seed": 0})
+        assert streamed == plain.choices[0].text  # a streamed search ends with the same ranked answer
 
         # revise a selected span; the edit points into the original text
         text = "The licensee shall pay the fee within thirty days."

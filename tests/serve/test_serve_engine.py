@@ -63,20 +63,29 @@ def replicas(api_models: Any) -> Any:
     r.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def loop() -> Any:
+    """One event loop for the module, as a replica runs on one: the replicas' engines are shared
+    by the tests, and their locks bind to the loop that first waits on them."""
+    global LOOP
+    LOOP = asyncio.new_event_loop()
+    yield LOOP
+    LOOP.close()
+
+
+LOOP: asyncio.AbstractEventLoop
+
+
 def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    return LOOP.run_until_complete(coro)
 
 
 async def collect(stream: Any) -> list[Any]:
     return [ev async for ev in stream]
 
 
-@pytest.mark.parametrize("mode", ["ar", "hybrid", "diffusion"])
-def test_infill_through_handles_equals_the_local_engine(replicas: Any, api_models: Any, mode: str) -> None:
-    d, r = replicas
-    params = InfillParams(mode=mode, max_tokens=8, steps=4, remask_below=0.9, candidates=mode == "diffusion")
-    served = run(ServeEngine(Handle(r), Handle(d)).infill(PREFIX, SUFFIX, params))
-
+def local_infill(api_models: Any, params: InfillParams) -> Any:
+    """The same request on the in-process engine (what ``remask serve-local`` runs)."""
     async def local() -> Any:
         engine = LocalEngine(*api_models)
         try:
@@ -84,45 +93,57 @@ def test_infill_through_handles_equals_the_local_engine(replicas: Any, api_model
         finally:
             engine.close()
 
-    alone = run(local())
+    return run(local())
+
+
+@pytest.mark.parametrize("candidates", [True, False])
+@pytest.mark.parametrize("mode", ["ar", "hybrid", "diffusion"])
+def test_infill_through_handles_equals_the_local_engine(replicas: Any, api_models: Any, mode: str,
+                                                        candidates: bool) -> None:
+    """Every mode, with the candidate search and without: the ingress's answer over the two
+    deployments is the in-process engine's, to the token."""
+    d, r = replicas
+    params = InfillParams(mode=mode, max_tokens=8, steps=4, remask_below=0.9, seed=3, candidates=candidates)
+    served = run(ServeEngine(Handle(r), Handle(d)).infill(PREFIX, SUFFIX, params))
+    alone = local_infill(api_models, params)
     assert served.result.text == alone.result.text
     assert served.result.mode == mode
     assert [t.changed for t in served.result.tokens] == [t.changed for t in alone.result.tokens]
     assert served.prompt_tokens == alone.prompt_tokens and served.completion_tokens == alone.completion_tokens
     assert served.result.audit is not None and served.result.audit.models
+    assert served.result.audit.parameters["candidates"] is candidates
+    assert served.result.syntax_check == alone.result.syntax_check == ("checked" if candidates else None)
+    assert served.result.confidence == alone.result.confidence
+    assert served.result.candidates == alone.result.candidates
 
 
 @pytest.mark.parametrize("mode", ["ar", "hybrid"])
-def test_serve_answers_ar_and_hybrid_with_the_raw_draft(replicas: Any, api_models: Any, mode: str) -> None:
-    """The candidate search needs both models in one process: on Serve, ar and hybrid answer as
-    `candidates: false` does everywhere, and the response says no search ran."""
+def test_a_widened_search_on_serve_equals_the_local_one(replicas: Any, api_models: Any, mode: str) -> None:
+    """Below the acceptance bar the search widens: sampled drafts go through the drafter's
+    batch, alternatives and scores to the refiner replica; the answer is still the local one."""
     d, r = replicas
-    params = InfillParams(mode=mode, max_tokens=8, steps=4)
-    served = run(ServeEngine(Handle(r), Handle(d)).infill(PREFIX, SUFFIX, params))
-
-    async def raw() -> Any:
-        engine = LocalEngine(*api_models)
-        try:
-            return await engine.infill(PREFIX, SUFFIX, InfillParams(mode=mode, max_tokens=8, steps=4, candidates=False))
-        finally:
-            engine.close()
-
-    assert served.result.text == run(raw()).result.text
-    assert served.result.syntax_check is None and served.result.audit is not None
-    assert served.result.audit.parameters["candidates"] is False
+    params = InfillParams(mode=mode, max_tokens=8, steps=4, seed=3, accept_confidence=1.0)
+    dh = Handle(d)
+    served = run(ServeEngine(Handle(r), dh).infill(PREFIX, SUFFIX, params))
+    alone = local_infill(api_models, params)
+    assert dh.calls.count(("draft", 1)) == 1 + params.samples  # the greedy row, then one per sample
+    assert (served.result.text, served.result.confidence) == (alone.result.text, alone.result.confidence)
+    assert served.result.syntax_check == "checked"
 
 
 def test_hybrid_goes_through_both_batched_stages(replicas: Any) -> None:
     d, r = replicas
     dh, rh = Handle(d), Handle(r)
-    run(ServeEngine(rh, dh).infill(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=6, remask_below=1.0)))
+    params = InfillParams(mode="hybrid", max_tokens=6, remask_below=1.0, candidates=False)
+    run(ServeEngine(rh, dh).infill(PREFIX, SUFFIX, params))
     assert ("draft", 1) in dh.calls and ("refine", 1) in rh.calls
 
 
 def test_replica_batches_many_requests_in_one_call(replicas: Any, api_models: Any) -> None:
     """What @serve.batch hands a replica: several holes at once, each answered as if alone."""
     d, r = replicas
-    holes = [(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=n, remask_below=1.0)) for n in (3, 5, 7)]
+    holes = [(PREFIX, SUFFIX, InfillParams(mode="hybrid", max_tokens=n, remask_below=1.0, candidates=False))
+             for n in (3, 5, 7)]
     drafts = run(d.draft(holes))
     refined = run(r.refine([(p, s, o.result, pr) for (p, s, pr), o in zip(holes, drafts)]))
     singles = [run(ServeEngine(Handle(r), Handle(d)).infill(p, s, pr)) for p, s, pr in holes]
@@ -133,7 +154,7 @@ def test_replica_batches_many_requests_in_one_call(replicas: Any, api_models: An
 @pytest.mark.parametrize("mode", ["ar", "hybrid", "diffusion"])
 def test_streams_end_with_the_answer(replicas: Any, mode: str) -> None:
     d, r = replicas
-    params = InfillParams(mode=mode, max_tokens=8, steps=4, remask_below=1.0)
+    params = InfillParams(mode=mode, max_tokens=8, steps=4, remask_below=1.0, candidates=False)
     events = run(collect(ServeEngine(Handle(r), Handle(d)).stream_infill(PREFIX, SUFFIX, params)))
     assert isinstance(events[-1], Finished)
     final = events[-1].outcome.result.text
@@ -142,6 +163,23 @@ def test_streams_end_with_the_answer(replicas: Any, mode: str) -> None:
     else:
         snaps = [e.text for e in events if isinstance(e, Snapshot)]
         assert snaps and snaps[-1] == final
+
+
+@pytest.mark.parametrize("mode", ["ar", "hybrid", "diffusion"])
+def test_a_streamed_search_ends_with_the_ranked_answer(replicas: Any, api_models: Any, mode: str) -> None:
+    """A streamed completion with candidates on Serve: the ingress runs the search over both
+    deployments (the drafter replica is never asked for a search it cannot run) and streams
+    the ranked answer, as the local engine does."""
+    d, r = replicas
+    params = InfillParams(mode=mode, max_tokens=8, steps=4, seed=3)
+    events = run(collect(ServeEngine(Handle(r), Handle(d)).stream_infill(PREFIX, SUFFIX, params)))
+    assert isinstance(events[-1], Finished)
+    final = events[-1].outcome.result
+    if mode == "ar":  # the HTTP stream carries an ar completion's text in its deltas
+        assert "".join(e.text for e in events if isinstance(e, TokenDelta)) == final.text
+    else:
+        assert [e.text for e in events if isinstance(e, Snapshot)][-1] == final.text
+    assert final.syntax_check == "checked" and final.text == local_infill(api_models, params).result.text
 
 
 def test_revise_scored_by_the_drafter_deployment(replicas: Any, api_models: Any) -> None:
