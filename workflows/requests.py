@@ -201,6 +201,7 @@ class CompletionRequest(_Infill):
     steps: int = option(InfillParams, "steps")
     candidates: bool = option(InfillParams, "candidates")
     min_confidence: float = option(InfillParams, "min_confidence")
+    accept_confidence: float = option(InfillParams, "accept_confidence")
     language: str | None = option(InfillParams, "language")
 
     @field_validator("prompt")
@@ -239,6 +240,7 @@ class FimRequest(_Infill):
     steps: int = option(InfillParams, "steps")
     candidates: bool = option(InfillParams, "candidates")
     min_confidence: float = option(InfillParams, "min_confidence")
+    accept_confidence: float = option(InfillParams, "accept_confidence")
     language: str | None = option(InfillParams, "language")
 
     @field_validator("max_tokens")

@@ -234,3 +234,12 @@ def test_run_now_refuses_a_search_that_waits() -> None:
 
     with pytest.raises(RuntimeError, match="event loop"):
         run_now(waits())
+
+
+def test_the_http_requests_carry_the_acceptance_bar() -> None:
+    from workflows.requests import CompletionRequest, FimRequest
+
+    assert CompletionRequest(prompt="x = ", accept_confidence=0.3).params().accept_confidence == 0.3
+    assert FimRequest(prompt="x = ", accept_confidence=0.3).params().accept_confidence == 0.3
+    with pytest.raises(ValidationError, match="accept_confidence"):  # the API answers 422
+        FimRequest(prompt="x = ", accept_confidence=1.5)
