@@ -134,8 +134,8 @@ def _where_open(text: str, opens: str) -> str:
 
 def _open_before(prefix: str, indent: int) -> str:
     """Brackets left open before the cursor, innermost last: read back line by line to the
-    start of the statement the cursor is in (a line at or left of the cursor's indentation
-    with nothing left to close)."""
+    first line left of the cursor's indentation with nothing left to close (lines at the
+    cursor's own indentation may be inside the brackets), at most ``CONTEXT_LINES``."""
     pending = 0  # closers seen, read backwards, not yet matched
     found: list[str] = []
     lines = prefix.split("\n")
@@ -150,7 +150,7 @@ def _open_before(prefix: str, indent: int) -> str:
                     pending -= 1
                 else:
                     found.append(ch)
-        if n and line.strip() and not pending and _indent(line) <= indent and line.lstrip()[0] not in CLOSING:
+        if n and line.strip() and not pending and _indent(line) < indent:
             break
     return "".join(reversed(found))
 
