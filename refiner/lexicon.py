@@ -14,10 +14,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from importlib.resources import files
 
 from symspellpy import SymSpell, Verbosity
+from symspellpy.editdistance import DistanceAlgorithm, EditDistance
 
 DICTIONARY_FILE = "frequency_dictionary_en_82_765.txt"  # shipped inside the symspellpy package
 MAX_DISTANCE = 2  # the largest edit distance a lookup may ask for (fixes the index's size)
@@ -29,6 +31,26 @@ WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 def words(text: str) -> Iterator[re.Match[str]]:
     """The words of ``text`` as regex matches (their spans are code-point offsets)."""
     return WORD.finditer(text)
+
+
+def document_words(text: str) -> Counter[str]:
+    """How often each word (lower case) occurs in ``text``, code and identifiers included: a
+    document's own vocabulary (names, terms of art) that no English dictionary holds."""
+    return Counter(m.group().lower() for m in words(text))
+
+
+def nearest(word: str, vocabulary: Iterable[str], max_distance: int) -> list[str]:
+    """Words of ``vocabulary`` (lower case) at most ``max_distance`` edits from ``word``, nearest
+    first; a transposition of two adjacent letters is one edit (optimal string alignment)."""
+    measure = EditDistance(DistanceAlgorithm.DAMERAU_OSA)
+    target = word.lower()
+    found = []
+    for v in vocabulary:
+        if v != target and abs(len(v) - len(target)) <= max_distance:
+            d = measure.compare(target, v, max_distance)
+            if 0 < d <= max_distance:
+                found.append((d, v))
+    return [v for _, v in sorted(found)]
 
 
 def case_like(word: str, model: str) -> str:

@@ -29,13 +29,13 @@ import itertools
 import math
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from refiner.lexicon import Lexicon, case_like, english
+from refiner.lexicon import Lexicon, case_like, document_words, english, nearest
 from refiner.scoring import ScoreRow
 from refiner.text import TextRefiner
 from workflows.edits import Edit, apply_edits, compute_edits, nearest_mark, relabel, trim
-from workflows.fluency import DrafterFluency, RefinerFluency
+from workflows.fluency import DrafterFluency, Fluency, Reading, RefinerFluency
 
 # space-free chunks; an editable one is a plain word, maybe with punctuation around
 _CHUNK = re.compile(r"\S+")
@@ -60,15 +60,42 @@ _CODE_LINE = re.compile(r"^\s*(?:def|class|import|return|elif|else:|try:|while|f
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*+#>|]|\d+[.)]|#\.)\s)")
 
 
+class Bar(NamedTuple):
+    """What a fix must gain under one model: ``nats`` per token, or over the judged words in all."""
+
+    nats: float
+    per_token: bool
+
+
+class Margins(NamedTuple):
+    """The bars of a kind of fix under each model."""
+
+    drafter: Bar  # the drafter's log-probability
+    refiner: Bar  # the refiner's pseudo-log-likelihood
+
+
+ORDER_MARGINS = Margins(Bar(0.15, True), Bar(0.1, True))  # two words swapped back
+SPELLING_MARGINS = Margins(Bar(10.0, False), Bar(0.05, True))  # a word spelled as a known word is
+MISSING_MARGINS = Margins(Bar(3.0, False), Bar(0.05, True))  # a word inserted
+
+
 @dataclass(frozen=True)
 class ProofreadConfig:
     """How proofreading proposes and checks fixes. The margins and the missing-word floor were
     chosen on a development set (held-out standard-library docstrings, corrupted as the
     benchmark corrupts: in neither benchmark set): higher let too few right fixes through,
-    lower let wrong ones through faster than right ones."""
+    lower let wrong ones through faster than right ones.
 
-    drafter_margin: float = 0.15  # mean log-prob per token the sentence must gain under the drafter (nats)
-    refiner_margin: float = 0.1  # the same under the refiner's pseudo-log-likelihood (nats)
+    A swap keeps the tokens the models read, and its gain per token makes a short window and a
+    long one alike. A misspelling or a missing word changes how many tokens there are, and
+    the drafter's mean per token would reward splitting a word into likelier pieces: there the
+    drafter's log-probability must rise in all, the log-odds a noisy-channel corrector weighs
+    against how rare the error is, and the refiner's per token must rise too.
+    """
+
+    order_margins: Margins = ORDER_MARGINS
+    spelling_margins: Margins = SPELLING_MARGINS
+    missing_margins: Margins = MISSING_MARGINS
     stride: int = 4  # the refiner's pseudo-likelihood masks every stride-th token, in stride passes
     max_distance: int = 2  # spelling: dictionary words at most this many edits away are candidates
     suggestions: int = 5  # spelling: most candidates per unknown word (nearest, most frequent first)
@@ -79,6 +106,10 @@ class ProofreadConfig:
     max_sentence_tokens: int = 200  # longer "sentences" (tables, lists without stops) are left alone
     context_chars: int = 80  # a fix is judged on its sentence's words up to this far on each side
     batch_rows: int = 256  # refiner rows per forward pass
+
+    def margins(self, reason: str) -> Margins:
+        """The margins a fix of this kind ("spelling", "word_order", "missing_word") must clear."""
+        return {"spelling": self.spelling_margins, "missing_word": self.missing_margins}.get(reason, self.order_margins)
 
 
 class SentenceScorer(Protocol):
@@ -101,9 +132,8 @@ class _Chunk:
 @dataclass
 class _Candidate:
     edit: Edit  # offsets into the text of this round
-    sentence: tuple[int, int]  # the sentence(s) it falls in: one fix per sentence and round
-    unit: tuple[int, int]  # the part of them it is judged in: up to ``context_chars`` each side
-    drafter_gain: float = 0.0
+    unit: tuple[int, int]  # the words it is judged on: its sentence's, up to ``context_chars`` each side
+    drafter_gain: float = 0.0  # mean log-prob per token, after minus before
     refiner_gain: float = 0.0
 
     @property
@@ -180,29 +210,49 @@ def _unit_of(units: list[tuple[int, int]], start: int, end: int) -> tuple[int, i
 
 
 def spelling_candidates(text: str, chunks: list[_Chunk], lexicon: Lexicon, cfg: ProofreadConfig) -> list[Edit]:
-    """Unknown words against the dictionary words nearest to them, reason "spelling"."""
+    """Unknown words against the words nearest to them, reason "spelling".
+
+    The document's own words count: a word it uses twice (or once more in code, a name, an
+    identifier) is known, however rare in English ("Magnocavallo", "iniconfig"), and its
+    words are candidates beside the dictionary's, nearest first ("Rcih" -> "Rich" in a
+    README about Rich).
+    """
+    seen = document_words(text)
+    own = [w for w, n in seen.items() if len(w) >= cfg.min_letters]
     out = []
     for c in chunks:
         if not c.editable:
             continue
         for m in _LETTERS.finditer(text, c.start, c.end):
             w = m.group()
-            if len(w) < cfg.min_letters or w in lexicon:
+            if len(w) < cfg.min_letters or w in lexicon or seen[w.lower()] > 1:
                 continue
-            for cand in lexicon.candidates(w, cfg.max_distance, cfg.suggestions):
+            near = nearest(w, own, 1) + lexicon.candidates(w, cfg.max_distance, cfg.suggestions)
+            for cand in list(dict.fromkeys(near))[: cfg.suggestions]:
                 out.append(Edit(m.start(), m.end(), w, case_like(cand, w), "spelling", 0.0))
     return out
 
 
+def _word_gap(text: str, a: _Chunk, b: _Chunk) -> bool:
+    """Whether ``a`` and ``b`` are neighbours in a line of words: one space apart, or a line
+    break apart in hard-wrapped prose (a newline, maybe indentation, no blank line)."""
+    sep = text[a.end : b.start]
+    return sep == " " or (sep.count("\n") == 1 and not sep.strip(" \t\n"))
+
+
 def order_candidates(text: str, chunks: list[_Chunk]) -> list[Edit]:
-    """Two adjacent plain words, one space apart, against the same two swapped, reason "word_order"."""
+    """Two adjacent plain words against the same two swapped, reason "word_order".
+
+    Hard-wrapped prose reads as one line of words: two words either side of a line break
+    swap too, and the break stays where it was, between the first and the second word.
+    """
     out = []
     for a, b in itertools.pairwise(chunks):
-        if not (a.editable and b.editable) or text[a.end : b.start] != " ":
+        if not (a.editable and b.editable and _word_gap(text, a, b)):
             continue
-        first, second = text[a.start : a.end], text[b.start : b.end]
+        first, second, sep = text[a.start : a.end], text[b.start : b.end], text[a.end : b.start]
         if first.lower() != second.lower():
-            out.append(Edit(a.start, b.end, f"{first} {second}", f"{second} {first}", "word_order", 0.0))
+            out.append(Edit(a.start, b.end, f"{first}{sep}{second}", f"{second}{sep}{first}", "word_order", 0.0))
     return out
 
 
@@ -218,7 +268,7 @@ def missing_candidates(text: str, chunks: list[_Chunk], units: list[tuple[int, i
     gaps = []
     for a, b in itertools.pairwise(chunks):
         unit = next((u for u in units if u[0] <= a.start and b.end <= u[1]), None)  # one sentence holds both
-        if a.editable and b.editable and text[a.end : b.start] == " " and unit is not None:
+        if a.editable and b.editable and _word_gap(text, a, b) and unit is not None:
             gaps.append((a.end, unit))
     if not gaps:
         return []
@@ -243,34 +293,47 @@ def missing_candidates(text: str, chunks: list[_Chunk], units: list[tuple[int, i
 
 
 def _judge(text: str, cands: list[_Candidate], judge: _Judge) -> list[_Candidate]:
-    """The candidates both models score above the sentence as written, by their margins."""
-    def after(c: _Candidate) -> str:
-        u0, u1 = c.unit
-        return text[u0 : c.edit.start] + c.edit.after + text[c.edit.end : u1]
-
-    cfg = judge.cfg
+    """The candidates both models score above the sentence as written, by their margins
+    (the drafter first: the cheaper model rules most candidates out)."""
     if judge.drafter is not None and cands:
-        before = judge.drafter([text[c.unit[0] : c.unit[1]] for c in cands])
-        now = judge.drafter([after(c) for c in cands])
-        for c, b, a in zip(cands, before, now):
-            c.drafter_gain = a.mean - b.mean
-        cands = [c for c in cands if c.drafter_gain > cfg.drafter_margin]
-    if not cands:
-        return []
-    before = judge.refiner([text[c.unit[0] : c.unit[1]] for c in cands])
-    now = judge.refiner([after(c) for c in cands])
-    for c, b, a in zip(cands, before, now):
-        c.refiner_gain = a.mean - b.mean
+        kept = []
+        for c, (before, now) in zip(cands, _readings(judge.drafter, text, cands)):
+            c.drafter_gain = now.mean - before.mean
+            if _clears(judge.cfg.margins(c.edit.reason).drafter, before, now):
+                kept.append(c)
+        cands = kept
+    out = []
+    for c, (before, now) in zip(cands, _readings(judge.refiner, text, cands)):
+        c.refiner_gain = now.mean - before.mean
         if judge.drafter is None:
             c.drafter_gain = c.refiner_gain  # one model's say is all there is
-    return [c for c in cands if c.refiner_gain > cfg.refiner_margin]
+        if _clears(judge.cfg.margins(c.edit.reason).refiner, before, now):
+            out.append(c)
+    return out
 
 
-def _best_per_sentence(kept: list[_Candidate]) -> list[_Candidate]:
-    """The best-scored kept candidate of each sentence; candidates never share a sentence."""
+def _readings(reader: Fluency, text: str, cands: list[_Candidate]) -> list[tuple[Reading, Reading]]:
+    """Each candidate's judged words as written and with the candidate applied, as ``reader`` reads them."""
+    if not cands:
+        return []
+    before = reader([text[c.unit[0] : c.unit[1]] for c in cands])
+    now = reader([text[c.unit[0] : c.edit.start] + c.edit.after + text[c.edit.end : c.unit[1]] for c in cands])
+    return list(zip(before, now))
+
+
+def _clears(bar: Bar, before: Reading, now: Reading) -> bool:
+    """Whether a reading rose by more than ``bar``: per token, or in all."""
+    gain = now.mean - before.mean if bar.per_token else now.total - before.total
+    return gain > bar.nats
+
+
+def _best_apart(kept: list[_Candidate]) -> list[_Candidate]:
+    """The best-scored kept candidates whose judged words do not overlap, best first: each
+    was judged with the words around it as written, so no two chosen fixes see each other
+    (a long hard-wrapped sentence with errors far apart gets them all fixed in one round)."""
     out: list[_Candidate] = []
     for c in sorted(kept, key=lambda c: -c.gain):
-        if all(c.sentence[1] < o.sentence[0] or o.sentence[1] < c.sentence[0] for o in out):
+        if all(c.unit[1] < o.unit[0] or o.unit[1] < c.unit[0] for o in out):
             out.append(c)
     return sorted(out, key=lambda c: c.edit.start)
 
@@ -293,7 +356,7 @@ def _candidates(text: str, dirty: list[tuple[int, int]], refiner: TextRefiner, l
     for e in edits:
         sentence = _unit_of(units, e.start, e.end)
         if sentence is not None:
-            out.append(_Candidate(e, sentence, _window(text, sentence, e, cfg.context_chars)))
+            out.append(_Candidate(e, _window(text, sentence, e, cfg.context_chars)))
     return out
 
 
@@ -344,7 +407,7 @@ def proofread(text: str, refiner: TextRefiner, drafter: SentenceScorer | None, c
     dirty = [(0, len(text))]
     for _ in range(cfg.rounds):
         cands = _candidates(current, dirty, refiner, lexicon, cfg, kinds)
-        chosen = _best_per_sentence(_judge(current, cands, judge))
+        chosen = _best_apart(_judge(current, cands, judge))
         if not chosen:
             break
         applied = [c.edit for c in chosen]

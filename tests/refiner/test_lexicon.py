@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from refiner.lexicon import case_like, english, words
+from refiner.lexicon import case_like, document_words, english, nearest, words
 
 
 def test_english_knows_common_words_case_insensitively_and_not_typos():
@@ -31,3 +31,10 @@ def test_case_like_and_words():
     assert case_like("software", "SOFTWRAE") == "SOFTWARE" and case_like("software", "Sotfware") == "Software"
     assert case_like("software", "sotfware") == "software"
     assert [m.group() for m in words("don't stop v2 at x_y")] == ["don't", "stop", "v", "at", "x", "y"]
+
+
+def test_document_words_and_the_nearest_of_a_vocabulary():
+    seen = document_words("Rich renders; `rich.print` and RICH's tables, rich")
+    assert seen["rich"] == 3 and seen["rich's"] == 1 and seen["print"] == 1
+    assert nearest("Rcih", ["rich", "rice", "ranch", "rcih"], 1) == ["rich"]  # a transposition is one edit
+    assert nearest("tabels", ["tables", "label", "tab"], 2) == ["tables", "label"]  # nearest first

@@ -15,16 +15,22 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+from refiner.lexicon import english
 from refiner.text import TextRefiner
 from workflows.edits import Edit, apply_edits
 from workflows.engine.pipelines import revise_needs
+from workflows.fluency import Reading
 from workflows.proofread import (
+    Bar,
     ProofreadConfig,
+    _chunks,
+    _clears,
     by_fix,
     looks_like_code,
     not_prose,
     proofread,
     sentences,
+    spelling_candidates,
     to_original,
 )
 from workflows.revise import ReviseParams, revise
@@ -197,3 +203,48 @@ def test_prose_rewrite_stage_keeps_offsets_in_the_original(tiny_refiner):
     res = revise(text, ReviseParams(rewrite_prose=True, remask_below=1.0, max_fraction=0.1, seed=0), tiny_refiner)
     assert apply_edits(text, res.edits) == res.text
     assert all(0 <= s < e <= len(text) for s, e in res.spans)
+
+
+WRAPPED = ("The licensee shall not disclose confidential\ninformation to third parties, nor copy\n"
+           "the software for any person.")
+
+
+def test_hard_wrapped_prose_swaps_words_across_a_line_break_that_stays_in_place(tiny_refiner):
+    tok = tiny_refiner.tokenizer
+    follows = dict(itertools.pairwise(tiny_refiner.encode(WRAPPED)[0]))
+    refiner = TextRefiner(BigramPredictor(len(tok), follows), tok)
+    text = WRAPPED.replace("confidential\ninformation", "information\nconfidential")
+    new, edits = proofread(text, refiner, BigramDrafter(refiner, follows), ProofreadConfig(), spelling=False,
+                           missing_words=False)
+    assert new == WRAPPED  # the words swapped back, the line break where the line ended
+    assert [(e.before, e.after, e.reason) for e in edits] == [
+        ("information\nconfidential", "confidential\ninformation", "word_order")]
+
+
+def test_fixes_far_apart_in_one_sentence_are_made_in_one_round(models):
+    refiner, drafter = models
+    text = "Permission is hereby gratned, free of charge, to any person obtaining a copy of this sotfware."
+    new, edits = proofread(text, refiner, drafter, ProofreadConfig(rounds=1, context_chars=20))
+    assert new == REFERENCE.split(" The")[0]
+    assert [e.after for e in edits] == ["granted", "software"]
+
+
+def test_the_documents_own_words_are_known_and_are_candidates():
+    text = "Bokeh draws plots. Rcih renders tables; see `Rich`, and Bokeh for charts."
+    edits = spelling_candidates(text, _chunks(text, not_prose(text)), english(), ProofreadConfig())
+    assert english().candidates("Bokeh", 2)  # the dictionary has words near it ...
+    assert not [e for e in edits if e.before == "Bokeh"]  # ... but the document uses it twice: a name
+    assert next(e.after for e in edits if e.before == "Rcih") == "Rich"  # a word of the document, nearest first
+    alone = "Bokeh draws plots."
+    assert [e for e in spelling_candidates(alone, _chunks(alone, not_prose(alone)), english(), ProofreadConfig())]
+
+
+def test_spelling_and_missing_words_gain_in_all_swaps_per_token():
+    cfg = ProofreadConfig()
+    assert cfg.margins("word_order").drafter.per_token and cfg.margins("word_order").refiner.per_token
+    assert cfg.margins("spelling").drafter.per_token is False and cfg.margins("missing_word").drafter.per_token is False
+    # a typo read as many likely pieces, fixed into fewer: the mean falls, the total rises
+    before, after = Reading(-40.0, 20), Reading(-28.0, 12)
+    assert after.mean < before.mean
+    assert _clears(Bar(10.0, per_token=False), before, after)
+    assert not _clears(Bar(0.0, per_token=True), before, after)
