@@ -13,6 +13,8 @@ at a time, then ``--concurrency`` at a time. Each phase is bounded by ``--reques
 - with ``--compare-raw``: ``raw_vs_candidates``, each request sent twice in turn (the models'
   single raw answer, then the completion with candidates: scoped, checked, ranked), so load
   drift slows both alike: p50 of each and their ratio (target <= 1.3)
+- ``cpu``: cores and the load average when the run ended (figures taken on a busy machine
+  are not comparable with a quiet one's)
 """
 
 from __future__ import annotations
