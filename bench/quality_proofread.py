@@ -72,6 +72,7 @@ def run_set(paras: list[str], language: str, refiner: Any, drafter: Any, rng: ra
 
     before, after, latency = [], [], []
     reasons: Counter[str] = Counter()
+    outcomes: dict[str, Counter[str]] = {}
     changed = 0
     for p in paras:
         bad = corrupt_words(p, CORRUPTION_RATE, rng)
@@ -81,6 +82,8 @@ def run_set(paras: list[str], language: str, refiner: Any, drafter: Any, rng: ra
         before.append(wer(p, bad))
         after.append(wer(p, res.text))
         reasons.update(e.reason for e in res.edits)
+        for e in res.edits:
+            outcomes.setdefault(e.reason, Counter())[edit_outcome(p, bad, e)] += 1
         changed += res.text != bad
     b, a = statistics.mean(before), statistics.mean(after)
     return {"cases": len(paras), "wer_before": round(100 * b, 2), "wer_after": round(100 * a, 2),
@@ -88,8 +91,19 @@ def run_set(paras: list[str], language: str, refiner: Any, drafter: Any, rng: ra
             "paragraphs_made_worse": sum(1 for x, y in zip(before, after) if y > x),
             "paragraphs_made_better": sum(1 for x, y in zip(before, after) if y < x),
             "paragraphs_changed": changed, "edits": dict(sorted(reasons.items())),
+            "edit_outcomes": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())},
             "mean_latency_ms": round(1000 * statistics.mean(latency), 1),
             "p50_latency_ms": round(1000 * statistics.median(latency), 1)}
+
+
+def edit_outcome(reference: str, corrupted: str, edit: Any) -> str:
+    """Whether one applied edit, alone, brings the corrupted paragraph nearer its reference
+    ("right"), further from it ("wrong") or neither ("neutral": a word moved within a run of
+    wrong ones, say): which kinds of fix make paragraphs worse."""
+    from workflows.edits import apply_edits
+
+    was, now = wer(reference, corrupted), wer(reference, apply_edits(corrupted, [edit]))
+    return "right" if now < was else "wrong" if now > was else "neutral"
 
 
 def measure(refiner_path: Path | None, drafter_path: Path | None, corpus: Path, cases: int,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.quality_proofread import held_out_texts, main, measure, paragraphs
+from bench.quality_proofread import edit_outcome, held_out_texts, main, measure, paragraphs
 from tests.bench.conftest import write_corpus
 
 LICENCE = ("Permission is hereby granted, free of charge, to any person obtaining a copy of this software "
@@ -46,6 +46,7 @@ def test_measure_reports_word_error_rate_before_and_after_per_set(prose_corpus: 
         fig = out[name]
         assert fig["wer_before"] > 0 and fig["wer_after"] >= 0 and fig["p50_latency_ms"] > 0
         assert fig["paragraphs_made_worse"] + fig["paragraphs_made_better"] <= fig["cases"]
+        assert {k: sum(v.values()) for k, v in fig["edit_outcomes"].items()} == fig["edits"]
     again = measure(model_dirs / "refiner", model_dirs / "drafter", prose_corpus, 2, seed=0)["licences"]
     timing = ("mean_latency_ms", "p50_latency_ms")
     assert {k: v for k, v in again.items() if k not in timing} == {
@@ -57,3 +58,12 @@ def test_measure_reports_word_error_rate_before_and_after_per_set(prose_corpus: 
           str(prose_corpus), "--proofread-cases", "1", "--out", str(dest)])
     stored = json.loads(dest.read_text())
     assert stored["benchmark"] == "quality_proofread" and stored["figures"]["licences"]["cases"] == 1
+
+
+def test_edit_outcome_says_whether_one_edit_alone_brings_the_text_nearer_its_reference() -> None:
+    from workflows.edits import Edit
+
+    reference, corrupted = "we keep it safe", "keep we it sfae"
+    assert edit_outcome(reference, corrupted, Edit(11, 15, "sfae", "safe", "spelling", 1.0)) == "right"
+    assert edit_outcome(reference, corrupted, Edit(8, 10, "it", "its", "spelling", 1.0)) == "wrong"
+    assert edit_outcome(reference, corrupted, Edit(5, 10, "we it", "it we", "word_order", 1.0)) == "neutral"
