@@ -53,3 +53,12 @@ def test_a_blocks_only_statement() -> None:
     suffix = "\n\n    def __exit__(self, *exc):\n        return None\n"
     syntax = judge(prefix, suffix, None)
     assert syntax.accepts("return self") and not syntax.accepts('"""') and not syntax.accepts("# todo")
+
+
+def test_a_block_running_into_a_suffix_cut_mid_statement_ends_before_it() -> None:
+    # the editor sent the suffix up to a limit that falls mid-call: the block is judged without that statement
+    prefix = "class Theme:\n    @classmethod\n    "
+    suffix = ('\n        cls, path: str,\n    ) -> "Theme":\n        """Read a theme."""\n'
+              "        with open(path) as f:\n            return cls.parse(f, inherit=inhe")
+    syntax = judge(prefix, suffix, None)
+    assert syntax.accepts("def read(") and not syntax.accepts("read = 1")

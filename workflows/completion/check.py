@@ -147,6 +147,7 @@ def _enclosing_blocks(prefix: str, suffix: str, strings: Strings) -> list[Region
     after_lines = suffix.split("\n")
     cursor_rest = after_lines.pop(0)
     level = _indent(cursor_line) + 1
+    last_start = _last_statement_start(after_lines, len(prefix) + len(cursor_rest) + 1, level - 1, strings)
     out: list[Region] = []
     for i in range(len(before_lines) - 1, -1, -1):
         line = before_lines[i]
@@ -154,7 +155,7 @@ def _enclosing_blocks(prefix: str, suffix: str, strings: Strings) -> list[Region
             continue
         level = _indent(line)
         end = next((j for j, ln in enumerate(after_lines) if ln.strip() and _indent(ln) <= level
-                    and not CONTINUES.match(ln.lstrip())), len(after_lines))
+                    and not CONTINUES.match(ln.lstrip())), last_start)
         wrap = WRAPPER if level else ""
         before = wrap + "\n".join([*before_lines[i:], cursor_line])
         after = "\n".join([cursor_rest, *after_lines[:end]]) + "\n"
@@ -163,6 +164,23 @@ def _enclosing_blocks(prefix: str, suffix: str, strings: Strings) -> list[Region
         if len(out) >= BLOCK_TRIES or level == 0:
             break
     return out
+
+
+def _last_statement_start(lines: list[str], offset: int, indent: int, strings: Strings) -> int:
+    """The index of the last of ``lines`` (the first at ``offset`` in the text) that starts a
+    statement after a complete one: outside strings, indented no deeper than the line before
+    it, which opens no block. A block that runs to the end of a trimmed suffix ends there,
+    since what follows may be cut mid-statement (``len(lines)`` when no line does)."""
+    last = len(lines)
+    before_indent, opens_block = indent, False
+    for j, line in enumerate(lines):
+        if line.strip():
+            if _indent(line) <= before_indent and not opens_block and not strings.inside(offset) \
+                    and not CONTINUES.match(line.lstrip()):
+                last = j
+            before_indent, opens_block = _indent(line), line.rstrip().endswith(":")
+        offset += len(line) + 1
+    return last
 
 
 def _tree_sitter_accepts(r: Region, candidate: str, language: str) -> bool:
