@@ -143,7 +143,7 @@ class InfillParams(Denoising):
                              "the line mid-line; a statement or block at a line's start), drop those that add a "
                              "syntax error and return the one both models score best; false: the models' single "
                              "raw answer")
-    samples: int = Field(1, ge=0, le=8, description="candidates: sampled drafts besides the greedy one when the "
+    samples: int = Field(2, ge=0, le=8, description="candidates: sampled drafts besides the greedy one when the "
                          "search widens (ar, hybrid)")
     min_confidence: float = Field(INFILL_MIN_CONFIDENCE, ge=0.0, le=1.0, description=(
         "candidates: the confidence floor; below it the completion is empty (an editor prefers no suggestion to a "
