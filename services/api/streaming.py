@@ -5,8 +5,9 @@ refused at once (bad input, queue full) still gets its own status code; an error
 arrives as a ``data: {"error": ...}`` event followed by ``[DONE]``.
 
 In every stream the concatenated ``text`` (``delta.content`` for FIM) equals the non-streamed
-answer: AR token deltas add up to it; in diffusion and hybrid mode the whole-span snapshots
-travel in ``remask.snapshot`` with empty text and the final chunk carries the whole span.
+answer: AR token deltas add up to it; in diffusion and hybrid mode, and when the candidate
+search ranks its answer at the end, the whole-span snapshots travel in ``remask.snapshot``
+with empty text and the final chunk carries what the deltas did not.
 """
 
 from __future__ import annotations
@@ -102,8 +103,10 @@ async def infill_events(first: EngineEvent, rest: AsyncIterator[EngineEvent], *,
     cid, created = new_id("cmpl" if shape == "completion" else "fim"), int(time.time())
     if echo:
         yield chunk(shape, cid, created, model, echo, None)
+    sent = ""  # the text token deltas carried so far
     async for ev in _chain(first, rest):
         if isinstance(ev, TokenDelta):
+            sent += ev.text
             info = {"event": "token", "confidence": round(ev.confidence, 5)}
             yield chunk(shape, cid, created, model, ev.text, None, info)
         elif isinstance(ev, Snapshot):
@@ -113,11 +116,20 @@ async def infill_events(first: EngineEvent, rest: AsyncIterator[EngineEvent], *,
             if on_done is not None:
                 on_done(out)
             info = {"event": "done", **remask_info(out).model_dump()}
-            text = "" if out.result.mode == "ar" else out.result.text  # AR text came as deltas
+            text = _unsent(out.result.text, sent)
             inline = usage(out) if usage_mode == "inline" else None
             yield chunk(shape, cid, created, model, text, finish_reason(out.result, max_tokens), info, inline)
             if usage_mode == "separate":  # OpenAI's last chunk: no choices, the usage
                 yield {**chunk(shape, cid, created, model, "", None, None, usage(out)), "choices": []}
+
+
+def _unsent(text: str, sent: str) -> str:
+    """What the final chunk carries so that the stream adds up to ``text``: the rest after the
+    deltas already sent (none when an AR draft streamed it all; all of it when the answer came as
+    snapshots: diffusion, hybrid, or a candidate search ranking its answer at the end)."""
+    if not text.startswith(sent):
+        raise RuntimeError("streamed token deltas are not the start of the answer")  # an engine bug, not input
+    return text[len(sent):]
 
 
 async def edit_events(first: EngineEvent, rest: AsyncIterator[EngineEvent], *, model: str,

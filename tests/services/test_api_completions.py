@@ -71,6 +71,19 @@ def test_openai_client_stream_adds_up_to_the_plain_answer(client: OpenAI) -> Non
     assert len({c.id for c in chunks}) == 1
 
 
+@pytest.mark.parametrize("mode", ["ar", "hybrid", "diffusion"])
+def test_a_streamed_candidate_search_adds_up_to_the_plain_answer(client: OpenAI, mode: str) -> None:
+    # the search answers with one ranked snapshot, no token deltas (here the document's own continuation):
+    # the final chunk must carry the text
+    prompt = "items = [1, 2]\nfor item in items:\n    print(item)\nfor item in "
+    kw: dict[str, Any] = {"model": "remask", "prompt": prompt, "suffix": ":\n    pass\n", "max_tokens": 8,
+                          "seed": 1, "extra_body": {"mode": mode, "candidates": True, "steps": 4}}
+    plain = client.completions.create(**kw)
+    assert plain.model_extra["remask"]["syntax_check"] == "checked" and plain.choices[0].text
+    chunks = list(client.completions.create(stream=True, **kw))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == plain.choices[0].text
+
+
 def test_diffusion_stream_sends_snapshots_then_the_span(api_url: str, http: httpx.Client) -> None:
     body = {"prompt": PREFIX, "suffix": SUFFIX, "max_tokens": 8, "seed": 0, "mode": "diffusion", "steps": 4}
     plain = http.post(f"{api_url}/v1/completions", json=body).json()
