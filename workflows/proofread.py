@@ -9,12 +9,17 @@ instead, and keeps an answer only when both models agree it clearly helps:
   two swapped (word order); a gap between two words against the refiner's likeliest words
   for one masked token there (a missing word);
 - the check: every candidate is applied alone to its sentence, and the sentence is scored
-  before and after by the drafter (mean log-probability per token, left to right) and by the
-  refiner (mean pseudo-log-likelihood per token, each token masked in one of ``stride``
-  passes). A candidate is kept only when *both* means rise by their margins: one model's
-  preference alone is what made the old proofreader replace rare right words;
-- rounds: the best kept candidate of each sentence is applied, and the sentences that
-  changed are proofread again (a sentence with a swap and a missing word needs two rounds).
+  before and after by the drafter (log-probability, left to right) and by the refiner
+  (pseudo-log-likelihood per token, each token masked in one of ``stride`` passes). A
+  candidate is kept only when *both* models prefer it by their margins: one model's
+  preference alone is what made the old proofreader replace rare right words. A spelling fix
+  or an inserted word must raise the drafter's log-probability of the sentence in total (a
+  mean per token rewards a word split into likelier pieces); a swap, which keeps the tokens,
+  its mean per token (see ``ORDER_MARGINS`` and its neighbours);
+- rounds: the kept candidates whose judged words do not overlap are applied together, and the
+  sentences that changed are proofread again (a sentence with a swap and a missing word needs
+  two rounds). Hard-wrapped prose is read as one line of words; its line breaks stay where
+  they were.
 
 Only prose is touched: code spans and blocks, lines that read as code, URLs, e-mail
 addresses, link targets, and words with digits, underscores, inner dots or mixed case
