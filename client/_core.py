@@ -120,13 +120,13 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 def infill_body(prefix: str, suffix: str, *, max_tokens: int, mode: Mode, temperature: float, top_p: float,
                 stop: str | list[str] | None, seed: int | None, steps: int | None, stream: bool,
                 candidates: bool | None = None, min_confidence: float | None = None,
-                language: str | None = None) -> dict[str, Any]:
+                language: str | None = None, accept_confidence: float | None = None) -> dict[str, Any]:
     """A ``/v1/completions`` request: OpenAI completions with ``suffix``, plus remask's mode, steps
     and the candidate search's options (None leaves each to the server)."""
     return _drop_none({"prompt": prefix, "suffix": suffix, "max_tokens": max_tokens, "mode": mode,
                        "temperature": temperature, "top_p": top_p, "stop": stop, "seed": seed, "steps": steps,
                        "candidates": candidates, "min_confidence": min_confidence, "language": language,
-                       "stream": stream or None})
+                       "accept_confidence": accept_confidence, "stream": stream or None})
 
 
 def load_rules(rules: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:

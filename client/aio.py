@@ -96,7 +96,7 @@ class AsyncRemask:
                temperature: float = 0.0, top_p: float = 1.0, stop: str | list[str] | None = None,
                seed: int | None = None, steps: int | None = None,
                candidates: bool | None = None, min_confidence: float | None = None,
-               language: str | None = None) -> Infill:
+               language: str | None = None, accept_confidence: float | None = None) -> Infill:
         """The text to insert between ``prefix`` and ``suffix`` (``POST /v1/completions``).
 
         ``mode``: ar = the drafter alone, diffusion = the refiner alone, hybrid = the drafter
@@ -107,22 +107,26 @@ class AsyncRemask:
         ``candidates``: the answer cut to the cursor's scope, checked by the parser and ranked
         (the server's default: on); False returns the models' raw answer. ``min_confidence``:
         below it the answer is empty. ``language``: the syntax check's (None: guessed).
+        ``accept_confidence``: the search answers from its first stage (the mode's own answer and
+        the document's continuations) at this confidence, else widens (None: the server's, 0).
         """
         body = infill_body(prefix, suffix, max_tokens=max_tokens, mode=mode, temperature=temperature, top_p=top_p,
                            stop=stop, seed=seed, steps=steps, stream=False,
-                           candidates=candidates, min_confidence=min_confidence, language=language)
+                           candidates=candidates, min_confidence=min_confidence, language=language,
+                           accept_confidence=accept_confidence)
         return Infill.from_completion(await self._json("POST", "/v1/completions", json=body))
 
     async def stream_infill(self, prefix: str, suffix: str = "", *, max_tokens: int = 16, mode: Mode = "hybrid",
                       temperature: float = 0.0, top_p: float = 1.0, stop: str | list[str] | None = None,
                       seed: int | None = None, steps: int | None = None,
                candidates: bool | None = None, min_confidence: float | None = None,
-               language: str | None = None) -> AsyncStream[InfillChunk, Infill]:
+               language: str | None = None, accept_confidence: float | None = None) -> AsyncStream[InfillChunk, Infill]:
         """:meth:`infill` as a stream of :class:`InfillChunk`: the ``text`` pieces add up to the
         insertion; diffusion states arrive as ``snapshot``; the last chunk carries ``result``."""
         body = infill_body(prefix, suffix, max_tokens=max_tokens, mode=mode, temperature=temperature, top_p=top_p,
                            stop=stop, seed=seed, steps=steps, stream=True,
-                           candidates=candidates, min_confidence=min_confidence, language=language)
+                           candidates=candidates, min_confidence=min_confidence, language=language,
+                           accept_confidence=accept_confidence)
         resp = await self._send("POST", "/v1/completions", json=body, stream=True)
         return AsyncStream(resp, InfillDecoder())
 

@@ -180,7 +180,8 @@ async def inline_completion(ls: RemaskLanguageServer, params: lsp.InlineCompleti
     s = ls.settings
     try:
         res = await ls.client.infill(prefix, suffix, max_tokens=s.max_tokens, mode=cast(Mode, s.mode),
-                                     steps=s.steps, candidates=s.candidates, min_confidence=s.min_confidence)
+                                     steps=s.steps, candidates=s.candidates, min_confidence=s.min_confidence,
+                                     accept_confidence=s.accept_confidence)
     except RemaskError as exc:
         ls.failed("inline completion", exc)
         return empty

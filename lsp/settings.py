@@ -28,7 +28,8 @@ MODES = ("ar", "diffusion", "hybrid")
 # option name in initializationOptions -> dataclass field
 _KEYS = {"url": "url", "serverUrl": "url", "apiKey": "api_key", "mode": "mode", "maxTokens": "max_tokens",
          "steps": "steps", "timeout": "timeout", "contextChars": "context_chars", "maxRetries": "max_retries",
-         "candidates": "candidates", "minConfidence": "min_confidence"}
+         "candidates": "candidates", "minConfidence": "min_confidence",
+         "acceptConfidence": "accept_confidence"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class LspSettings:
     max_retries: int = 1  # an editor asks again anyway; one retry covers a busy moment
     candidates: bool = True  # scoped, parser-checked, ranked completions (False: the models' raw answer)
     min_confidence: float | None = None  # below it no suggestion; None: the server's default
+    accept_confidence: float | None = None  # the search's first stage answers at this; None: the server's default
 
     def with_options(self, options: Any) -> tuple[LspSettings, list[str]]:
         """These settings overridden by ``options``; also the problems found (bad values are skipped)."""
@@ -74,13 +76,13 @@ def _check(name: str, value: Any) -> Any:
         if value not in MODES:
             raise ValueError(f"must be one of {', '.join(MODES)}")
         return value
-    if name in ("steps", "min_confidence") and value is None:
+    if name in ("steps", "min_confidence", "accept_confidence") and value is None:
         return None
     if name == "candidates":
         if not isinstance(value, bool):
             raise TypeError("must be true or false")
         return value
-    if name == "min_confidence":
+    if name in ("min_confidence", "accept_confidence"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ValueError("must be a number from 0 to 1")
         return float(value)

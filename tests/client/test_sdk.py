@@ -125,6 +125,9 @@ def test_errors_carry_the_servers_message_and_field(rm: Remask, live: Live) -> N
         rm.infill(PREFIX, stop=[""])
     assert exc.value.param == "stop" and "must not be empty" in exc.value.message
     with pytest.raises(ValidationError) as exc:
+        rm.infill(PREFIX, accept_confidence=1.5)  # the SDK sends the search's options as they are
+    assert exc.value.status == 422 and exc.value.field == "accept_confidence"
+    with pytest.raises(ValidationError) as exc:
         rm.revise(TEXT, spans=[(0, 10_000)])
     assert exc.value.param == "spans" and exc.value.code == "invalid_span"
     with pytest.raises(PayloadTooLargeError) as exc:

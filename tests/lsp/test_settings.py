@@ -34,3 +34,7 @@ def test_the_candidate_search_and_its_floor_are_settings() -> None:
     s, problems = base.with_options({"candidates": "no", "minConfidence": 1.5})
     assert (s.candidates, s.min_confidence) == (True, None)
     assert problems == ["candidates: must be true or false", "minConfidence: must be a number from 0 to 1"]
+    s, problems = base.with_options({"acceptConfidence": 0.4})
+    assert (s.accept_confidence, problems) == (0.4, [])
+    s, problems = base.with_options({"acceptConfidence": -1})
+    assert (s.accept_confidence, problems) == (None, ["acceptConfidence: must be a number from 0 to 1"])
